@@ -1,0 +1,26 @@
+//! Errors caused by what the user gave us (a config key, a file, a tensor), as opposed to bugs.
+//! The host prints these on one line and exits with code 2.
+
+/// A problem with user input. `source` names the file, `key` the config key or tensor name.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
+pub struct InputError {
+    /// The file (or other source, such as an environment variable) the bad value came from.
+    pub source_name: String,
+    /// The config key or tensor name, empty when the whole source is bad.
+    pub key: String,
+    /// What is wrong, with the expected and found values where there are any.
+    pub message: String,
+}
+
+impl InputError {
+    /// Builds an input error for `source_name`, `key` and `message`.
+    pub fn new(source_name: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { source_name: source_name.into(), key: key.into(), message: message.into() }
+    }
+}
+
+/// Shorthand: `Err(InputError::new(..).into())`.
+pub fn input_error<T>(source_name: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> crate::Result<T> {
+    Err(InputError::new(source_name, key, message).into())
+}

@@ -1,0 +1,82 @@
+//! The teacher: a frozen diffusion model seen through the signal-prediction contract.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::candle::{DType, Device, Tensor};
+use crate::{Cond, CondSpec, NoiseSchedule, Times};
+
+/// A frozen diffusion model `f(x_t, t, cond) -> x0_hat` (signal prediction). Plugins convert eps-, v- and
+/// EDM-style outputs to this contract.
+pub trait Teacher: Send + Sync + Debug {
+    /// Shape `[C, H, W]` of one sample.
+    fn sample_shape(&self) -> [usize; 3];
+
+    /// The conditioning the teacher takes.
+    fn cond_spec(&self) -> CondSpec {
+        CondSpec::default()
+    }
+
+    /// Signal prediction `x0_hat` for noisy images `x_t` (`[B, C, H, W]`) at `times`.
+    fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> crate::Result<Tensor>;
+
+    /// Draws the conditioning for the samples with the given per-sample seeds (the "context dataset" of
+    /// Algorithm 1: class labels, prompts). Unconditional teachers return [`Cond::none`].
+    fn sample_cond(&self, _seeds: &[u64]) -> crate::Result<Cond> {
+        Ok(Cond::none())
+    }
+
+    /// The negative condition `n` for classifier-free guidance, for a batch conditioned on `cond`.
+    fn null_cond(&self, cond: &Cond) -> crate::Result<Cond> {
+        Ok(cond.with_null_class())
+    }
+
+    /// The schedule the teacher was trained with, where it has one (discrete-time teachers). The run uses it
+    /// unless the config names another schedule.
+    fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {
+        None
+    }
+
+    /// Exact density of the teacher's data distribution, where it is known (the analytic teacher).
+    fn exact_density(&self) -> Option<&dyn ExactDensity> {
+        None
+    }
+
+    /// For downcasting by a student config of the same plugin.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A data distribution with a known density and known modes, for exact metrics.
+pub trait ExactDensity {
+    /// Negative log-likelihood per dimension (nats) of each sample `[B, C, H, W]`, conditioned on `cond`
+    /// where the distribution is conditional.
+    fn nll_per_dim(&self, x0: &Tensor, cond: &Cond) -> crate::Result<Vec<f64>>;
+    /// Index of the mode (mixture component) each sample belongs to.
+    fn mode_of(&self, x0: &Tensor) -> crate::Result<Vec<usize>>;
+    /// Number of modes a sampler can reach given `cond` (all modes when unconditional).
+    fn reachable_modes(&self, cond: &Cond) -> crate::Result<Vec<usize>>;
+}
+
+/// What a teacher config gets to build its teacher.
+#[derive(Debug, Clone)]
+pub struct TeacherContext {
+    /// Device the run uses.
+    pub device: Device,
+    /// Compute dtype for the teacher.
+    pub dtype: DType,
+    /// Directory relative paths in the config are resolved against.
+    pub base_dir: PathBuf,
+    /// Name of the config source, for error messages.
+    pub source_name: String,
+}
+
+/// Config of a teacher, selected by `[teacher] kind = "..."`.
+#[typetag::deserialize(tag = "kind")]
+pub trait TeacherConfig: Debug + Send + Sync + Any {
+    /// Builds the teacher.
+    fn build(&self, ctx: &TeacherContext) -> crate::Result<Arc<dyn Teacher>>;
+    /// For downcasting by a student config of the same plugin.
+    fn as_any(&self) -> &dyn Any;
+}
