@@ -1,1 +1,19 @@
-fn main() {}
+//! `boot-host`: distill a diffusion teacher into a one-step student with BOOT.
+//!
+//! `boot-host --config run.toml` trains; `sample`, `eval`, `plugins` and `inspect` are subcommands.
+//! Errors in what the user gave (config keys, files, tensors) print one line and exit with code 2.
+
+mod cli;
+mod commands;
+mod config_loader;
+mod exit;
+mod plugin_loader;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BOOT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let cli = cli::Cli::parse();
+    exit::report(commands::run(cli))
+}

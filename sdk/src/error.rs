@@ -1,7 +1,8 @@
 //! Errors caused by what the user gave us (a config key, a file, a tensor), as opposed to bugs.
 //! The host prints these on one line and exits with code 2.
 
-/// A problem with user input. `source` names the file, `key` the config key or tensor name.
+/// A problem with user input. `source_name` names the file (empty: the run config, which the host names),
+/// `key` the config key or tensor name.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
 pub struct InputError {
@@ -14,13 +15,18 @@ pub struct InputError {
 }
 
 impl InputError {
+    /// An error in the run config at `key`; the host fills in the config file's name.
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new("", key, message)
+    }
+
     /// Builds an input error for `source_name`, `key` and `message`.
     pub fn new(source_name: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
         Self { source_name: source_name.into(), key: key.into(), message: message.into() }
     }
 }
 
-/// Shorthand: `Err(InputError::new(..).into())`.
+/// Shorthand: `Err(InputError::new(..).into())`; an empty `source_name` stands for the run config.
 pub fn input_error<T>(source_name: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> crate::Result<T> {
     Err(InputError::new(source_name, key, message).into())
 }

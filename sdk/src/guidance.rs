@@ -7,7 +7,8 @@ use crate::{Cond, Teacher, Times};
 
 /// Produces the guided denoiser `f~(x, t, c)` from a teacher, and the guidance weights of a batch.
 pub trait Guidance: Send + Sync + Debug {
-    /// Guidance weights for the samples with the given per-sample seeds; `None` for unguided runs.
+    /// Guidance weights for the samples with the given per-sample seeds (one draw per seed); `None` for
+    /// unguided runs.
     fn sample_w(&self, seeds: &[u64]) -> Option<Vec<f64>>;
     /// Whether the student is conditioned on `w` (per-sample random weights).
     fn w_conditioned(&self) -> bool;
@@ -20,6 +21,6 @@ pub trait Guidance: Send + Sync + Debug {
 /// Config of a guidance, selected by `[guidance] kind = "..."`.
 #[typetag::deserialize(tag = "kind")]
 pub trait GuidanceConfig: Debug + Send + Sync {
-    /// Builds the guidance; `run_seed` makes per-sample weights reproducible.
-    fn build(&self, run_seed: u64) -> crate::Result<Box<dyn Guidance>>;
+    /// Builds the guidance.
+    fn build(&self) -> crate::Result<Box<dyn Guidance>>;
 }

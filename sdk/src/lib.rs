@@ -13,6 +13,7 @@ pub use candle_nn;
 pub use half;
 pub use inventory;
 pub use rand;
+pub use rand_chacha;
 pub use rand_distr;
 pub use safetensors;
 pub use serde;

@@ -1,0 +1,20 @@
+//! Parsing `run.device`.
+
+use boot_sdk::candle::Device;
+use boot_sdk::InputError;
+
+/// `cpu` or `cuda:N`. Asking for CUDA from a build without it, or on a machine without a GPU, is an input
+/// error naming `run.device`.
+pub fn parse_device(spec: &str) -> boot_sdk::Result<Device> {
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match spec.strip_prefix("cuda:").or(if spec == "cuda" { Some("0") } else { None }) {
+        Some(n) => n.parse::<usize>().map_err(|_| InputError::config("run.device", format!("`{spec}`: expected `cpu` or `cuda:N`")))?,
+        None => return Err(InputError::config("run.device", format!("`{spec}`: expected `cpu` or `cuda:N`")).into()),
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(InputError::config("run.device", format!("`{spec}`: this build has no CUDA support (build with `--features cuda`)")).into());
+    }
+    Device::new_cuda(ordinal).map_err(|e| InputError::config("run.device", format!("`{spec}`: no usable CUDA device ({e})")).into())
+}

@@ -1,0 +1,50 @@
+//! `eval.json`: metrics of each teacher sampler and of the one-step student on the same inputs.
+
+use std::path::Path;
+
+use boot_sdk::serde_json::{self, Map, Value};
+use boot_sdk::Student;
+
+use crate::components::Components;
+use crate::config::RunConfig;
+use crate::generate::{generate, sample_inputs};
+use crate::metrics::MetricsAccumulator;
+use crate::samplers::SamplerKind;
+
+/// Evaluates `teacher_ddim_N` for each configured N and `student_1` against the teacher's ODE solution
+/// (DDIM with `eval.reference_steps`) from the same noise; writes `eval.json` into the run's folder and
+/// returns it.
+pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student) -> boot_sdk::Result<Value> {
+    let e = &cfg.eval;
+    let (t_max, t_min) = (cfg.train.t_max, cfg.train.t_min);
+    let mut kinds: Vec<SamplerKind> = e.ddim_steps.iter().map(|&n| SamplerKind::TeacherDdim(n)).collect();
+    kinds.push(SamplerKind::Student);
+    let mut acc: Vec<MetricsAccumulator> = kinds.iter().map(|_| MetricsAccumulator::default()).collect();
+    let density = c.teacher.exact_density();
+    let reference_kind = SamplerKind::TeacherDdim(e.reference_steps.max(1));
+    let mut first = 0usize;
+    while first < e.samples {
+        let n = e.batch_size.max(1).min(e.samples - first);
+        let inputs = sample_inputs(c, cfg.run.seed, first as u64, n, None)?;
+        let reference = generate(c, student, reference_kind, &inputs, t_max, t_min)?;
+        for (kind, a) in kinds.iter().zip(acc.iter_mut()) {
+            let samples = generate(c, student, *kind, &inputs, t_max, t_min)?;
+            a.add(&samples, &reference, &inputs.cond, density)?;
+        }
+        first += n;
+    }
+    let mut out = Map::new();
+    for (kind, a) in kinds.iter().zip(&acc) {
+        out.insert(kind.to_string(), a.finish());
+    }
+    let out = Value::Object(out);
+    write_json(&cfg.run.out_dir.join("eval.json"), &out)?;
+    Ok(out)
+}
+
+/// Writes pretty JSON atomically.
+pub fn write_json(path: &Path, value: &Value) -> boot_sdk::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    boot_sdk::io::write_atomic(path, text.as_bytes())
+}

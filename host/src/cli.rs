@@ -1,0 +1,95 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Data-free distillation of diffusion models into one-step generators (BOOT).
+#[derive(Debug, Parser)]
+#[command(name = "boot-host", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Train (the default command).
+    #[command(flatten)]
+    pub train: Option<TrainArgs>,
+    /// A subcommand other than training.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train the student (same as giving `--config` alone).
+    Train(TrainArgs),
+    /// Draw samples from the student or a teacher sampler; writes safetensors and a PNG grid.
+    Sample(SampleArgs),
+    /// Write eval.json: metrics of teacher DDIM-N and the student on the same noise.
+    Eval(EvalArgs),
+    /// List built-in and plugin-provided components.
+    Plugins(PluginsArgs),
+    /// List the tensors of a checkpoint (safetensors or PyTorch .pt/.pth).
+    Inspect(InspectArgs),
+}
+
+/// `boot-host [train] --config run.toml [--resume]`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run config (TOML). `BOOT__SECTION__KEY` environment variables override its values.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Continue from the newest checkpoint in `run.out_dir`.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `boot-host sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// The run config.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// `student`, `ddim-N` or `signal-ode-N`.
+    #[arg(long, default_value = "student")]
+    pub sampler: String,
+    /// Number of samples (ignored with --noise, which sets it).
+    #[arg(long, default_value_t = 16)]
+    pub count: usize,
+    /// Noise file: safetensors with one tensor [N, C, H, W] (named `noise` if there are several).
+    #[arg(long)]
+    pub noise: Option<PathBuf>,
+    /// Checkpoint to load (default: the newest in `run.out_dir`).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Use the live student instead of its EMA.
+    #[arg(long)]
+    pub live: bool,
+    /// Output path (`.safetensors`; a `.png` grid is written beside it). Default: `run.out_dir/samples/<sampler>.safetensors`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `boot-host eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run config.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Checkpoint to load (default: the newest in `run.out_dir`).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// `boot-host plugins`.
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Load the plugins this config names (default: every plugin beside the binary).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `boot-host inspect FILE`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A safetensors or PyTorch checkpoint file.
+    pub file: PathBuf,
+}

@@ -1,0 +1,167 @@
+//! The subcommands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use boot_core::checkpoint::{self, Checkpoint};
+use boot_core::components::{Components, RunContext};
+use boot_core::config::RunConfig;
+use boot_core::eval::evaluate;
+use boot_core::generate::{generate, sample_inputs};
+use boot_core::grid::save_grid;
+use boot_core::samplers::SamplerKind;
+use boot_sdk::candle::Tensor;
+use boot_sdk::io::{load_safetensors, save_safetensors};
+use boot_sdk::InputError;
+
+use crate::cli::{Cli, Command, EvalArgs, InspectArgs, PluginsArgs, SampleArgs, TrainArgs};
+use crate::config_loader::{name_source, RawConfig};
+use crate::plugin_loader::{builtins, discover, load, resolve, search_dirs, Catalogue};
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match (cli.command, cli.train) {
+        (Some(Command::Train(a)), _) | (None, Some(a)) => with_config(&a.config.clone(), |cfg, ctx| train(a, cfg, ctx)),
+        (Some(Command::Sample(a)), _) => with_config(&a.config.clone(), |cfg, ctx| sample(a, cfg, ctx)),
+        (Some(Command::Eval(a)), _) => with_config(&a.config.clone(), |cfg, ctx| eval(a, cfg, ctx)),
+        (Some(Command::Plugins(a)), _) => plugins(a),
+        (Some(Command::Inspect(a)), _) => inspect(a),
+        (None, None) => anyhow::bail!("nothing to do: give `--config run.toml` to train, or a subcommand (see --help)"),
+    }
+}
+
+/// Reads the config, loads its plugins, types it, runs `f`; input errors about the config get its name.
+fn with_config(path: &Path, f: impl FnOnce(RunConfig, RunContext) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let name = path.display().to_string();
+    let typed = load_plugins_and_type(path);
+    typed.and_then(|(cfg, ctx, _)| f(cfg, ctx)).map_err(|e| name_source(e, &name))
+}
+
+fn load_plugins_and_type(path: &Path) -> anyhow::Result<(RunConfig, RunContext, Catalogue)> {
+    let raw = RawConfig::read(path)?;
+    let mut catalogue = builtins();
+    let dirs = search_dirs(&raw.plugin_dirs()?);
+    for spec in raw.plugins()? {
+        let file = resolve(&spec, &raw.context.base_dir, &dirs, &raw.context.config_name)?;
+        load(&file, &mut catalogue)?;
+    }
+    let (cfg, ctx) = raw.into_typed()?;
+    Ok((cfg, ctx, catalogue))
+}
+
+fn train(a: TrainArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
+    let c = Components::build(&cfg, &ctx)?;
+    let summary = boot_core::train::train(&cfg, &c, a.resume)?;
+    tracing::info!(steps = summary.steps, from = summary.start_step, last_loss = summary.losses.last().copied(), "training finished");
+    if cfg.eval.after_training {
+        let student = if cfg.eval.use_ema { &c.ema } else { &c.student };
+        let report = evaluate(&cfg, &c, student.net.as_ref())?;
+        println!("{}", boot_sdk::serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+/// Loads the chosen (or newest) checkpoint's EMA or live weights into the matching student.
+fn restore_student<'c>(cfg: &RunConfig, c: &'c Components, checkpoint: Option<PathBuf>, live: bool) -> anyhow::Result<&'c dyn boot_sdk::Student> {
+    let path = match checkpoint.or_else(|| checkpoint::latest(&cfg.run.out_dir)) {
+        Some(p) => p,
+        None => {
+            let msg = format!("no checkpoint in {}; train first or pass --checkpoint", checkpoint::dir(&cfg.run.out_dir).display());
+            return Err(InputError::config("run.out_dir", msg).into());
+        }
+    };
+    let ck = Checkpoint::read(&path, &c.device)?;
+    let use_ema = !live && cfg.eval.use_ema;
+    let (prefix, target) = if use_ema { ("ema", &c.ema) } else { ("student", &c.student) };
+    ck.restore_vars(prefix, &target.vars)?;
+    tracing::info!(checkpoint = %path.display(), weights = prefix, step = ck.step()?, "loaded student");
+    Ok(target.net.as_ref())
+}
+
+fn eval(a: EvalArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
+    let c = Components::build(&cfg, &ctx)?;
+    let student = restore_student(&cfg, &c, a.checkpoint, false)?;
+    let report = evaluate(&cfg, &c, student)?;
+    println!("{}", boot_sdk::serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Reads a noise file: one tensor (or the one named `noise`) of shape `[N, C, H, W]` matching the teacher.
+fn read_noise(path: &Path, shape: [usize; 3], device: &boot_sdk::candle::Device) -> anyhow::Result<Tensor> {
+    let shown = path.display().to_string();
+    let mut tensors = load_safetensors(path, device)?;
+    let (name, t) = match tensors.len() {
+        1 => tensors.drain().next().context("one tensor")?,
+        _ => ("noise".to_string(), tensors.remove("noise").ok_or_else(|| InputError::new(&shown, "tensor `noise`", "missing (the file holds several tensors)"))?),
+    };
+    let dims = t.dims().to_vec();
+    if dims.len() != 4 || dims[1..] != shape {
+        let msg = format!("expected shape [N, {}, {}, {}], found {dims:?}", shape[0], shape[1], shape[2]);
+        return Err(InputError::new(&shown, format!("tensor `{name}`"), msg).into());
+    }
+    Ok(t.to_dtype(boot_sdk::candle::DType::F32)?)
+}
+
+fn sample(a: SampleArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
+    let kind: SamplerKind = a.sampler.parse().map_err(|e: String| InputError::new("command line", "--sampler", e))?;
+    let c = Components::build(&cfg, &ctx)?;
+    let noise = a.noise.as_deref().map(|p| read_noise(p, c.sample_shape(), &c.device)).transpose()?;
+    let student = match kind {
+        SamplerKind::Student => restore_student(&cfg, &c, a.checkpoint, a.live)?,
+        _ => c.student.net.as_ref(),
+    };
+    let n = noise.as_ref().map(|t| t.dim(0)).transpose()?.unwrap_or(a.count);
+    let inputs = sample_inputs(&c, cfg.run.seed, 0, n, noise)?;
+    let samples = generate(&c, student, kind, &inputs, cfg.train.t_max, cfg.train.t_min)?;
+    let out = a.out.unwrap_or_else(|| cfg.run.out_dir.join("samples").join(format!("{kind}.safetensors")));
+    let tensors = [("samples".to_string(), samples.clone()), ("noise".to_string(), inputs.eps.clone())].into_iter().collect();
+    let meta = [("sampler".to_string(), kind.to_string())].into_iter().collect();
+    save_safetensors(&out, &tensors, Some(meta))?;
+    let png = out.with_extension("png");
+    save_grid(&png, &samples, (n as f64).sqrt().ceil() as usize)?;
+    println!("wrote {} and {}", out.display(), png.display());
+    Ok(())
+}
+
+fn plugins(a: PluginsArgs) -> anyhow::Result<()> {
+    let catalogue = match &a.config {
+        Some(path) => load_plugins_and_type(path).map_err(|e| name_source(e, &path.display().to_string()))?.2,
+        None => {
+            let mut catalogue = builtins();
+            for file in discover(&search_dirs(&[])) {
+                load(&file, &mut catalogue)?;
+            }
+            catalogue
+        }
+    };
+    for (name, path) in &catalogue.loaded {
+        println!("plugin {name}: {}", path.display());
+    }
+    let mut entries = catalogue.entries.clone();
+    entries.sort_by(|a, b| (a.component, &a.kind).cmp(&(b.component, &b.kind)));
+    for e in entries {
+        println!("{:<9} {:<16} {:<10} {}", e.component.section(), e.kind, e.provider, e.about);
+    }
+    Ok(())
+}
+
+fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    let shown = a.file.display().to_string();
+    let is_pickle = matches!(a.file.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "bin" | "ckpt"));
+    let mut rows: Vec<(String, String, Vec<usize>)> = if is_pickle {
+        boot_sdk::candle::pickle::read_all(&a.file)
+            .map_err(|e| InputError::new(&shown, "", format!("cannot read PyTorch checkpoint: {e}")))?
+            .into_iter()
+            .map(|(k, t)| (k, format!("{:?}", t.dtype()), t.dims().to_vec()))
+            .collect()
+    } else {
+        load_safetensors(&a.file, &boot_sdk::candle::Device::Cpu)?.into_iter().map(|(k, t)| (k, format!("{:?}", t.dtype()), t.dims().to_vec())).collect()
+    };
+    rows.sort();
+    let total: usize = rows.iter().map(|r| r.2.iter().product::<usize>()).sum();
+    for (name, dtype, dims) in &rows {
+        println!("{name:<60} {dtype:<5} {dims:?}");
+    }
+    println!("{} tensors, {total} values", rows.len());
+    Ok(())
+}
