@@ -25,6 +25,7 @@ pub mod io;
 pub mod cond;
 pub mod error;
 pub mod guidance;
+pub mod nn;
 pub mod plugin;
 pub mod rng;
 pub mod schedule;

@@ -1,0 +1,49 @@
+//! Layers diffusion UNets are made of, shared by the teacher plugins.
+//!
+//! Every layer is a plain struct built with `new(vb, ..)` from a [`VarBuilder`](crate::candle_nn::VarBuilder)
+//! and applied with `forward`. Parameter names mirror the original state-dict keys (EDM / ADM / diffusers),
+//! so checkpoints load unconverted through [`load_strict`] (or any `VarBuilder`, e.g. a student's `VarMap`).
+//! Buffers that the originals keep in their state dicts (FIR resampling filters, Fourier frequencies) are read
+//! through the same builder; [`FrozenOverlay`] serves them as constants when the parameters come from a
+//! `VarMap`.
+//!
+//! Numerics follow the originals: in `f32` the layers compute what the PyTorch code computes (including its
+//! float32 "islands"); in `f64` everything is computed in `f64` (a ground truth).
+//!
+//! | file | what |
+//! |---|---|
+//! | [`group_norm`] | group normalisation, with EDM's `num_groups = min(32, C / 4)` rule |
+//! | [`linear`] | fully connected layer (`weight [out, in]`, optional `bias`) |
+//! | [`conv`] | 2-D convolution with EDM's optional FIR up/down-sampling (incl. the fused down path) |
+//! | [`resample`] | FIR resampling filters (`resample_filter` buffers) and depthwise up/down-sampling |
+//! | [`positional`] | sinusoidal embedding (endpoint and cos/sin order options) |
+//! | [`fourier`] | random Fourier feature embedding (`freqs` buffer) |
+//! | [`label`] | class labels: one-hot rows (all-zero = unconditional) and label embeddings |
+//! | [`attention`] | scaled dot-product attention, EDM/ADM self-attention, reusable cross-attention |
+//! | [`unet_block`] | EDM's unified UNet block (additive or adaptive scale-shift time embedding) |
+//! | [`strict`] | strict checkpoint loading: missing / extra / mis-shaped tensors are one-line input errors |
+//! | [`overlay`] | a builder serving frozen buffers as constants and everything else from another builder |
+
+pub mod attention;
+pub mod conv;
+pub mod fourier;
+pub mod group_norm;
+pub mod label;
+pub mod linear;
+pub mod overlay;
+pub mod positional;
+pub mod resample;
+pub mod strict;
+pub mod unet_block;
+
+pub use attention::{scaled_dot_product_attention, CrossAttention, QkvAttention};
+pub use conv::{Conv2d, Conv2dConfig};
+pub use fourier::FourierEmbedding;
+pub use group_norm::{edm_num_groups, GroupNorm};
+pub use label::{one_hot_labels, ClassEmbeddingTable, LabelEmbedding};
+pub use linear::Linear;
+pub use overlay::FrozenOverlay;
+pub use positional::{PositionalEmbedding, SinusoidOrder};
+pub use resample::ResampleFilter;
+pub use strict::load_strict;
+pub use unet_block::{UNetBlock, UNetBlockConfig};
