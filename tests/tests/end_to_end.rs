@@ -1,0 +1,68 @@
+//! boot-host end to end on the analytic teacher: distillation beats DDIM-1, components swap from the config
+//! alone, and a resumed run continues with the losses of a straight one.
+
+mod common;
+
+use common::{eval_json, logged_losses, run, small_config};
+
+#[test]
+fn distilled_student_beats_ddim_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 300, "");
+    let out = run(&["--config", &cfg], &[], dir.path());
+    assert!(out.status.success(), "training failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out_dir = dir.path().join("out");
+    let eval = eval_json(&out_dir);
+    let student = eval["student_1"]["ode_mse"].as_f64().unwrap();
+    let ddim1 = eval["teacher_ddim_1"]["ode_mse"].as_f64().unwrap();
+    assert!(student < 0.5 * ddim1, "student ode_mse {student} is not well below DDIM-1's {ddim1}");
+    assert!(eval["student_1"]["nll"].as_f64().unwrap() < eval["teacher_ddim_1"]["nll"].as_f64().unwrap());
+    for f in ["metrics.jsonl", "checkpoints/step-00000300.safetensors", "grids/step-00000300.png"] {
+        assert!(out_dir.join(f).is_file(), "{f} was not written");
+    }
+    // keep_checkpoints = 2
+    assert_eq!(std::fs::read_dir(out_dir.join("checkpoints")).unwrap().count(), 2);
+}
+
+#[test]
+fn solver_and_guidance_swap_from_the_config_only() {
+    for (solver, guidance) in [("euler", "none"), ("heun", "cfg"), ("euler", "cfg")] {
+        let dir = tempfile::tempdir().unwrap();
+        // The file always names `none` guidance and the Heun solver; the environment swaps them. A `cfg`
+        // swap brings its per-sample weight range (so the student is w-conditioned).
+        let cfg = small_config(dir.path(), 6, "[solver]\nkind = \"heun\"\n[guidance]\nkind = \"none\"\n");
+        let mut env = vec![("BOOT__SOLVER__KIND", solver), ("BOOT__GUIDANCE__KIND", guidance)];
+        if guidance == "cfg" {
+            env.extend([("BOOT__GUIDANCE__W_MIN", "1.0"), ("BOOT__GUIDANCE__W_MAX", "3.0")]);
+        }
+        let out = run(&["--config", &cfg], &env, dir.path());
+        assert!(out.status.success(), "{solver}/{guidance} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let eval = eval_json(&dir.path().join("out"));
+        assert!(eval["student_1"]["ode_mse"].as_f64().unwrap().is_finite());
+        assert_eq!(logged_losses(&dir.path().join("out")).len(), 6);
+    }
+}
+
+#[test]
+fn resume_gives_the_losses_of_a_straight_run() {
+    let no_eval = ("BOOT__EVAL__AFTER_TRAINING", "false");
+    let straight = tempfile::tempdir().unwrap();
+    let cfg = small_config(straight.path(), 30, "");
+    let out = run(&["--config", &cfg], &[no_eval], straight.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = logged_losses(&straight.path().join("out"));
+
+    // Stop after 20 steps (a checkpoint is written there), then resume the 30-step run.
+    let stopped = tempfile::tempdir().unwrap();
+    let cfg = small_config(stopped.path(), 30, "");
+    let first = run(&["--config", &cfg], &[no_eval, ("BOOT__TRAIN__STEPS", "20")], stopped.path());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let resumed = run(&["--config", &cfg, "--resume"], &[no_eval], stopped.path());
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let got = logged_losses(&stopped.path().join("out"));
+    assert_eq!(got.len(), want.len(), "resumed log has {} steps, straight {}", got.len(), want.len());
+    for ((s1, a), (s2, b)) in want.iter().zip(&got) {
+        assert_eq!(s1, s2);
+        assert!((a - b).abs() <= 1e-6 * a.abs().max(1e-12), "step {s1}: straight loss {a}, resumed {b}");
+    }
+}
