@@ -10,7 +10,7 @@ use crate::config::DhariwalUNetConfig;
 #[derive(Debug, Clone)]
 enum Module {
     Conv(Conv2d),
-    Block(UNetBlock),
+    Block(Box<UNetBlock>),
 }
 
 /// `DhariwalUNet(x, noise_labels, class_labels)`.
@@ -70,7 +70,7 @@ impl DhariwalUNet {
                 enc.push((name.clone(), Module::Conv(Conv2d::new(venc.pp(&name), Conv2dConfig::plain(cin, cout, 3))?)));
             } else {
                 let name = format!("{res}x{res}_down");
-                enc.push((name.clone(), Module::Block(UNetBlock::new(venc.pp(&name), block(cout, cout, false, true, false))?)));
+                enc.push((name.clone(), Module::Block(Box::new(UNetBlock::new(venc.pp(&name), block(cout, cout, false, true, false))?))));
             }
             skips.push(cout);
             for idx in 0..c.num_blocks {
@@ -78,7 +78,7 @@ impl DhariwalUNet {
                 cout = c.model_channels * mult;
                 let name = format!("{res}x{res}_block{idx}");
                 let attn = c.attn_resolutions.contains(&res);
-                enc.push((name.clone(), Module::Block(UNetBlock::new(venc.pp(&name), block(cin, cout, false, false, attn))?)));
+                enc.push((name.clone(), Module::Block(Box::new(UNetBlock::new(venc.pp(&name), block(cin, cout, false, false, attn))?))));
                 skips.push(cout);
             }
         }

@@ -35,7 +35,7 @@ impl NoiseEmbedding {
 #[derive(Debug, Clone)]
 enum Module {
     Conv(Conv2d),
-    Block(UNetBlock),
+    Block(Box<UNetBlock>),
     AuxDown(Conv2d),
     AuxSkip(Conv2d),
     AuxResidual(Conv2d),
@@ -120,7 +120,7 @@ impl SongUNet {
                 skips.push(cout);
             } else {
                 let name = format!("{res}x{res}_down");
-                enc.push((name.clone(), Module::Block(UNetBlock::new(venc.pp(&name), block(cout, cout, false, true, false))?)));
+                enc.push((name.clone(), Module::Block(Box::new(UNetBlock::new(venc.pp(&name), block(cout, cout, false, true, false))?))));
                 skips.push(cout);
                 if c.encoder_type == EncoderType::Skip {
                     let n1 = format!("{res}x{res}_aux_down");
@@ -139,7 +139,7 @@ impl SongUNet {
                 cout = c.model_channels * mult;
                 let attn = c.attn_resolutions.contains(&res);
                 let name = format!("{res}x{res}_block{idx}");
-                enc.push((name.clone(), Module::Block(UNetBlock::new(venc.pp(&name), block(cin, cout, false, false, attn))?)));
+                enc.push((name.clone(), Module::Block(Box::new(UNetBlock::new(venc.pp(&name), block(cin, cout, false, false, attn))?))));
                 skips.push(cout);
             }
         }
@@ -152,12 +152,12 @@ impl SongUNet {
             let res = c.img_resolution >> level;
             if level == last {
                 let n0 = format!("{res}x{res}_in0");
-                dec.push((n0.clone(), Module::Block(UNetBlock::new(vdec.pp(&n0), block(cout, cout, false, false, true))?)));
+                dec.push((n0.clone(), Module::Block(Box::new(UNetBlock::new(vdec.pp(&n0), block(cout, cout, false, false, true))?))));
                 let n1 = format!("{res}x{res}_in1");
-                dec.push((n1.clone(), Module::Block(UNetBlock::new(vdec.pp(&n1), block(cout, cout, false, false, false))?)));
+                dec.push((n1.clone(), Module::Block(Box::new(UNetBlock::new(vdec.pp(&n1), block(cout, cout, false, false, false))?))));
             } else {
                 let n = format!("{res}x{res}_up");
-                dec.push((n.clone(), Module::Block(UNetBlock::new(vdec.pp(&n), block(cout, cout, true, false, false))?)));
+                dec.push((n.clone(), Module::Block(Box::new(UNetBlock::new(vdec.pp(&n), block(cout, cout, true, false, false))?))));
             }
             for idx in 0..=c.num_blocks {
                 let skip = skips.pop().ok_or_else(|| boot_sdk::candle::Error::Msg("SongUNet: skip stack underflow".into()))?;
@@ -165,7 +165,7 @@ impl SongUNet {
                 cout = c.model_channels * mult;
                 let attn = idx == c.num_blocks && c.attn_resolutions.contains(&res);
                 let name = format!("{res}x{res}_block{idx}");
-                dec.push((name.clone(), Module::Block(UNetBlock::new(vdec.pp(&name), block(cin, cout, false, false, attn))?)));
+                dec.push((name.clone(), Module::Block(Box::new(UNetBlock::new(vdec.pp(&name), block(cin, cout, false, false, attn))?))));
             }
             if c.decoder_type == DecoderType::Skip || level == 0 {
                 if c.decoder_type == DecoderType::Skip && level < last {

@@ -72,7 +72,7 @@ pub struct QkvAttention {
 impl QkvAttention {
     /// Loads `{norm}`, `{qkv}` and `{proj}` (key names given) for `channels` channels and `heads` heads.
     pub fn new(vb: VarBuilder, channels: usize, heads: usize, norm: GroupNorm, names: [&str; 2], layout: QkvLayout) -> Result<Self> {
-        if heads == 0 || channels % heads != 0 {
+        if heads == 0 || !channels.is_multiple_of(heads) {
             crate::candle::bail!("attention: {channels} channels cannot be split into {heads} heads");
         }
         let qkv = Conv2d::new(vb.pp(names[0]), Conv2dConfig::plain(channels, 3 * channels, 1))?;

@@ -22,7 +22,7 @@ pub struct GroupNorm {
 impl GroupNorm {
     /// Loads `weight` and `bias` of a `channels`-wide norm with `num_groups` groups.
     pub fn new(vb: VarBuilder, channels: usize, num_groups: usize, eps: f64) -> Result<Self> {
-        if num_groups == 0 || channels % num_groups != 0 {
+        if num_groups == 0 || !channels.is_multiple_of(num_groups) {
             crate::candle::bail!("group norm: {channels} channels cannot be split into {num_groups} groups");
         }
         let weight = vb.get_with_hints(channels, "weight", crate::candle_nn::Init::Const(1.0))?;
