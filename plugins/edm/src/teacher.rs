@@ -11,7 +11,8 @@
 //!
 //! The framework's VP time maps to EDM's sigma as `sigma_edm = sigma_t / alpha_t` and the input as
 //! `x_t / alpha_t`; the teacher returns `D(x_t / alpha_t; sigma_edm)`, which is EDM's signal prediction.
-//! Class labels are one-hot; a `None` label is an all-zero row (EDM's unconditional input).
+//! Class labels are one-hot; a `None` label is an all-zero row (EDM's unconditional input). A zero
+//! `sigma_t` is raised to [`SIGMA_FLOOR`] (EDM itself is never called at sigma 0 and would return NaN).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -207,6 +208,9 @@ impl EdmTeacher {
     }
 }
 
+/// Smallest EDM sigma the teacher evaluates (see [`EdmTeacher`]'s `denoise`).
+pub const SIGMA_FLOOR: f64 = 1e-10;
+
 /// `[n, 1, 1, 1]` column in `dtype`, built from `f64` without an `f32` detour.
 pub(crate) fn column(values: &[f64], dtype: DType, device: &Device) -> boot_sdk::candle::Result<Tensor> {
     Tensor::from_vec(values.to_vec(), (values.len(), 1, 1, 1), device)?.to_dtype(dtype)
@@ -227,7 +231,9 @@ impl Teacher for EdmTeacher {
         if times.len() != n {
             return Err(boot_sdk::anyhow::anyhow!("edm teacher: {} times for a batch of {n}", times.len()));
         }
-        let sigma: Vec<f64> = times.sigma.iter().zip(&times.alpha).map(|(s, a)| s / a).collect();
+        // sigma_t = 0 (t = 0 on schedules that reach clean data) would make EDM's c_noise = ln(0) and D NaN;
+        // a floor of 1e-10 gives D = x + O(1e-10), the exact limit. Positive sigmas are untouched.
+        let sigma: Vec<f64> = times.sigma.iter().zip(&times.alpha).map(|(s, a)| (s / a).max(SIGMA_FLOOR)).collect();
         let inv_alpha: Vec<f64> = times.alpha.iter().map(|a| 1.0 / a).collect();
         let x = x_t.broadcast_mul(&column(&inv_alpha, x_t.dtype(), x_t.device())?)?;
         let labels = self.label_tensor(cond, n)?;

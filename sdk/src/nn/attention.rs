@@ -131,7 +131,8 @@ impl CrossAttention {
         Self { to_q, to_k, to_v, to_out, heads }
     }
 
-    /// `x [B, Lq, query_dim]` attends to `context [B, Lk, context_dim]` (to `x` itself when `None`).
+    /// `x [B, Lq, query_dim]` attends to `context [B, Lk, context_dim]` (to `x` itself when `None`, which
+    /// needs `context_dim == query_dim`).
     /// `key_mask [B, Lk]` (1 = keep, 0 = ignore) masks padded context tokens.
     pub fn forward(&self, x: &Tensor, context: Option<&Tensor>, key_mask: Option<&Tensor>) -> Result<Tensor> {
         let ctx = context.unwrap_or(x);
