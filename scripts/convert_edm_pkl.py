@@ -32,10 +32,11 @@ Then, in the run config (paths relative to the config file):
 Requirements: python >= 3.8, torch, safetensors (`pip install torch safetensors`), the EDM repo on
 PYTHONPATH. Unpickling runs code from the pickle: only convert files from a source you trust.
 
-Status: this script could not be run against a real NVIDIA pickle where it was written (no network, no
-checkpoint); the JSON layout and key handling match the parity fixtures made from the official code
-(plugins/edm/tests/fixtures), which the Rust side is tested against. `--self-test` checks the JSON
-conversion logic alone (no torch needed).
+Status: no real NVIDIA pickle was reachable where this was written. What was checked: a pickle made by
+(a transcription of) EDM's `torch_utils.persistence` from a persistent `EDMPrecond` stand-in that carries
+a fixture's constructor arguments (two of them positional) and state dict was converted with this script;
+the Rust teacher loaded the output strictly and reproduced the fixture's official `D_f32` (max abs 9e-7).
+`--self-test` checks the argument conversion alone (no torch needed).
 """
 
 import argparse

@@ -53,8 +53,8 @@ fn attention_matches_definition_and_masks() {
     let (n, lq, lk, d) = (2, 3, 4, 5);
     let (q, k, v) = (randn(&[n, lq, d], 2), randn(&[n, lk, d], 3), randn(&[n, lk, d], 4));
     let out = scaled_dot_product_attention(&q, &k, &v, None).unwrap();
-    let (qv, kv, vv): (Vec<Vec<Vec<f64>>>, Vec<Vec<Vec<f64>>>, Vec<Vec<Vec<f64>>>) = (q.to_vec3().unwrap(), k.to_vec3().unwrap(), v.to_vec3().unwrap());
-    let ov: Vec<Vec<Vec<f64>>> = out.to_vec3().unwrap();
+    type V3 = Vec<Vec<Vec<f64>>>;
+    let (qv, kv, vv, ov): (V3, V3, V3, V3) = (q.to_vec3().unwrap(), k.to_vec3().unwrap(), v.to_vec3().unwrap(), out.to_vec3().unwrap());
     for i in 0..n {
         for a in 0..lq {
             let logits: Vec<f64> = (0..lk).map(|b| (0..d).map(|e| qv[i][a][e] * kv[i][b][e]).sum::<f64>() / (d as f64).sqrt()).collect();
