@@ -24,8 +24,12 @@
 //! | [`strict`] | strict checkpoint loading: missing / extra / mis-shaped tensors are one-line input errors |
 //! | [`overlay`] | a builder serving frozen buffers as constants and everything else from another builder |
 
+pub mod activation;
+pub mod adm;
 pub mod attention;
+pub mod beta_schedule;
 pub mod conv;
+pub mod diffusers;
 pub mod fourier;
 pub mod group_norm;
 pub mod label;
@@ -34,6 +38,8 @@ pub mod overlay;
 pub mod positional;
 pub mod resample;
 pub mod strict;
+pub mod strided_conv;
+pub mod timesteps;
 pub mod unet_block;
 
 pub use attention::{scaled_dot_product_attention, CrossAttention, QkvAttention};

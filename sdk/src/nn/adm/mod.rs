@@ -8,7 +8,7 @@
 //! | [`resample`] | stand-alone `Upsample` / `Downsample` (when `resblock_updown` is off) |
 //! | [`unet`] | `UNetModel` and its constructor arguments |
 //!
-//! The timestep embedding is [`crate::nn::Timesteps::adm`]. Numerics follow the float32 code, including
+//! The timestep embedding is [`crate::nn::timesteps::Timesteps::adm`]. Numerics follow the float32 code, including
 //! its float32 islands (sinusoid table, softmax); in `f64` everything is `f64`.
 
 pub mod attention;

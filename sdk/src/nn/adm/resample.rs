@@ -4,7 +4,8 @@
 use super::resblock::upsample_nearest2x;
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
-use crate::nn::{Conv2d, Conv2dConfig, StridedConv2d};
+use crate::nn::strided_conv::StridedConv2d;
+use crate::nn::{Conv2d, Conv2dConfig};
 
 /// `Upsample(channels, use_conv)`: nearest 2x, then a 3x3 convolution (`conv`) when `use_conv`.
 #[derive(Debug, Clone)]

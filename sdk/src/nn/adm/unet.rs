@@ -8,7 +8,8 @@ use super::resample::{Downsample, Upsample};
 use super::resblock::{group_norm32, ResBlock, ResBlockConfig};
 use crate::candle::{DType, Result, Tensor};
 use crate::candle_nn::VarBuilder;
-use crate::nn::{ClassEmbeddingTable, Conv2d, Conv2dConfig, GroupNorm, Linear, Timesteps};
+use crate::nn::timesteps::Timesteps;
+use crate::nn::{ClassEmbeddingTable, Conv2d, Conv2dConfig, GroupNorm, Linear};
 
 /// `UNetModel` constructor arguments with the original defaults. `attention_resolutions` are
 /// **downsample factors** (`image_size // resolution`), as `UNetModel` takes them (`create_model`

@@ -1,0 +1,64 @@
+//! diffusers' `UNetMidBlock2D` (`models/unets/unet_2d_blocks.py`): resnet, then (attention, resnet) pairs.
+
+use super::attention::{Attention, AttentionConfig};
+use super::resnet::{ResnetBlock2D, ResnetOptions};
+use crate::candle::{Result, Tensor};
+use crate::candle_nn::VarBuilder;
+
+/// Options of a [`UNetMidBlock2D`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UNetMidBlock2DConfig {
+    /// Channels (in = out).
+    pub in_channels: usize,
+    /// Width of the time embedding.
+    pub temb_channels: Option<usize>,
+    /// Number of (attention, resnet) pairs after the first resnet.
+    pub num_layers: usize,
+    /// Settings of the resnets.
+    pub resnet: ResnetOptions,
+    /// Groups of the attention's group norm; `None`: no norm. diffusers' rule for `attn_groups = None`:
+    /// the resnet groups with the default time norm, no norm with `scale_shift`.
+    pub attn_groups: Option<usize>,
+    /// Whether the attention layers exist.
+    pub add_attention: bool,
+    /// Channels per attention head.
+    pub attention_head_dim: usize,
+}
+
+/// `UNetMidBlock2D`. Keys: `resnets.i`, `attentions.i`.
+#[derive(Debug, Clone)]
+pub struct UNetMidBlock2D {
+    resnets: Vec<ResnetBlock2D>,
+    attentions: Vec<Attention>,
+}
+
+impl UNetMidBlock2D {
+    /// Loads the block's tensors from `vb`.
+    pub fn new(vb: VarBuilder, cfg: &UNetMidBlock2DConfig) -> Result<Self> {
+        let (c, r) = (cfg.in_channels, cfg.resnet);
+        let mut resnets = vec![ResnetBlock2D::new(vb.pp("resnets.0"), r.block(c, c, cfg.temb_channels))?];
+        let mut attentions = Vec::new();
+        for i in 0..cfg.num_layers {
+            if cfg.add_attention {
+                let ac = AttentionConfig::spatial(c, cfg.attention_head_dim, cfg.attn_groups, r.eps, r.output_scale_factor)?;
+                attentions.push(Attention::new(vb.pp(format!("attentions.{i}")), ac)?);
+            }
+            resnets.push(ResnetBlock2D::new(vb.pp(format!("resnets.{}", i + 1)), r.block(c, c, cfg.temb_channels))?);
+        }
+        Ok(Self { resnets, attentions })
+    }
+
+    /// Runs the block on `x` (`[B, C, H, W]`).
+    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (i, resnet) in self.resnets.iter().enumerate() {
+            if i > 0 {
+                if let Some(a) = self.attentions.get(i - 1) {
+                    h = a.forward(&h, None)?;
+                }
+            }
+            h = resnet.forward(&h, temb)?;
+        }
+        Ok(h)
+    }
+}

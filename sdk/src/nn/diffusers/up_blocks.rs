@@ -1,0 +1,99 @@
+//! diffusers' `UpBlock2D` and `AttnUpBlock2D` (`models/unets/unet_2d_blocks.py`): one decoder level of
+//! `UNet2DModel`, as one type (the attention layers are what tells them apart).
+
+use super::attention::{Attention, AttentionConfig};
+use super::down_blocks::ResampleType;
+use super::resample::Upsample2D;
+use super::resnet::{ResnetBlock2D, ResnetBlock2DConfig, ResnetOptions};
+use crate::candle::{Result, Tensor};
+use crate::candle_nn::VarBuilder;
+
+/// Options of an [`UpBlock2D`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpBlock2DConfig {
+    /// Channels of the deepest skip this block consumes (the encoder level's input channels).
+    pub in_channels: usize,
+    /// Channels of the hidden state coming from the previous (deeper) block.
+    pub prev_output_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Width of the time embedding.
+    pub temb_channels: Option<usize>,
+    /// Resnets (each followed by attention in an `AttnUpBlock2D`); `layers_per_block + 1` in a UNet.
+    pub num_layers: usize,
+    /// Settings of the resnets.
+    pub resnet: ResnetOptions,
+    /// Up-sample at the end of the block.
+    pub add_upsample: bool,
+    /// How to up-sample (`AttnUpBlock2D` only; `UpBlock2D` always uses a convolution).
+    pub upsample_type: ResampleType,
+    /// `Some(channels per head)`: an `AttnUpBlock2D`.
+    pub attention_head_dim: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Upsampler {
+    Conv(Upsample2D),
+    Resnet(ResnetBlock2D),
+}
+
+/// `UpBlock2D` / `AttnUpBlock2D`. Keys: `resnets.i`, `attentions.i`, `upsamplers.0`.
+#[derive(Debug, Clone)]
+pub struct UpBlock2D {
+    resnets: Vec<ResnetBlock2D>,
+    attentions: Vec<Attention>,
+    upsampler: Option<Upsampler>,
+}
+
+impl UpBlock2D {
+    /// Loads the block's tensors from `vb`.
+    pub fn new(vb: VarBuilder, cfg: &UpBlock2DConfig) -> Result<Self> {
+        let (cout, r) = (cfg.out_channels, cfg.resnet);
+        let mut resnets = Vec::with_capacity(cfg.num_layers);
+        let mut attentions = Vec::new();
+        for i in 0..cfg.num_layers {
+            let skip = if i + 1 == cfg.num_layers { cfg.in_channels } else { cout };
+            let cin = if i == 0 { cfg.prev_output_channels } else { cout };
+            resnets.push(ResnetBlock2D::new(vb.pp(format!("resnets.{i}")), r.block(cin + skip, cout, cfg.temb_channels))?);
+            if let Some(hd) = cfg.attention_head_dim {
+                let ac = AttentionConfig::spatial(cout, hd, Some(r.groups), r.eps, r.output_scale_factor)?;
+                attentions.push(Attention::new(vb.pp(format!("attentions.{i}")), ac)?);
+            }
+        }
+        let upsampler = if !cfg.add_upsample {
+            None
+        } else {
+            let vb = vb.pp("upsamplers.0");
+            Some(match (cfg.attention_head_dim, cfg.upsample_type) {
+                (Some(_), ResampleType::Resnet) => Upsampler::Resnet(ResnetBlock2D::new(vb, ResnetBlock2DConfig { up: true, ..r.block(cout, cout, cfg.temb_channels) })?),
+                _ => Upsampler::Conv(Upsample2D::new(vb, cout, true, cout)?),
+            })
+        };
+        Ok(Self { resnets, attentions, upsampler })
+    }
+
+    /// Number of skip tensors the block consumes (one per resnet).
+    pub fn num_skips(&self) -> usize {
+        self.resnets.len()
+    }
+
+    /// Runs the block, popping one skip per resnet from the end of `skips` and concatenating it after the
+    /// hidden state (`cat([h, skip], dim=1)`).
+    pub fn forward(&self, x: &Tensor, skips: &mut Vec<Tensor>, temb: Option<&Tensor>) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (i, resnet) in self.resnets.iter().enumerate() {
+            let s = skips.pop().ok_or_else(|| crate::candle::Error::Msg("up block: skip stack underflow".into()))?;
+            h = resnet.forward(&Tensor::cat(&[&h, &s], 1)?, temb)?;
+            if let Some(a) = self.attentions.get(i) {
+                h = a.forward(&h, None)?;
+            }
+        }
+        if let Some(u) = &self.upsampler {
+            h = match u {
+                Upsampler::Conv(c) => c.forward(&h)?,
+                Upsampler::Resnet(r) => r.forward(&h, temb)?,
+            };
+        }
+        Ok(h)
+    }
+}

@@ -1,0 +1,137 @@
+//! Parity of `boot_sdk::nn::adm` (guided-diffusion's UNet) with the official outputs in
+//! `tests/fixtures/adm` (see its README): `||out - ref_f32|| / ||ref_f32|| <= 1e-4` in f32, and the f64 port
+//! against the float64 ground truth. Run with `--nocapture` to see the numbers.
+
+mod common;
+
+use boot_sdk::candle::{DType, Tensor};
+use boot_sdk::nn::adm::{AttentionBlock, ResBlock, ResBlockConfig, UNetModel, UNetModelConfig};
+use boot_sdk::nn::beta_schedule::BetaSchedule;
+use boot_sdk::nn::timesteps::Timesteps;
+use boot_sdk::serde_json;
+use common::*;
+
+const FAMILY: &str = "adm";
+
+fn resblock(name: &str, dtype: DType) -> ResBlock {
+    let kw = &config(FAMILY, name)["constructor_kwargs"];
+    let cfg = ResBlockConfig {
+        channels: kw["channels"].as_u64().unwrap() as usize,
+        emb_channels: kw["emb_channels"].as_u64().unwrap() as usize,
+        out_channels: kw["out_channels"].as_u64().unwrap() as usize,
+        use_scale_shift_norm: kw["use_scale_shift_norm"].as_bool().unwrap(),
+        up: kw["up"].as_bool().unwrap(),
+        down: kw["down"].as_bool().unwrap(),
+    };
+    load(FAMILY, name, dtype, |vb| ResBlock::new(vb, cfg))
+}
+
+#[test]
+fn resblocks() {
+    for name in ["adm_resblock_down", "adm_resblock_up_skip"] {
+        let m = io(FAMILY, name);
+        let y = resblock(name, DType::F32).forward(t(&m, "x"), t(&m, "emb")).unwrap();
+        check(name, &y, t(&m, "y_f32"), t(&m, "y_f64"));
+        let y64 = resblock(name, DType::F64).forward(&cast(t(&m, "x"), DType::F64), &cast(t(&m, "emb"), DType::F64)).unwrap();
+        check_f64(name, &y64, t(&m, "y_f64"), 1e-10);
+    }
+}
+
+#[test]
+fn attention_both_orders() {
+    for (name, new_order) in [("adm_attention_new_order", true), ("adm_attention_legacy_order", false)] {
+        let kw = config(FAMILY, name)["constructor_kwargs"].clone();
+        assert_eq!(kw["use_new_attention_order"].as_bool().unwrap(), new_order);
+        let heads = boot_sdk::nn::adm::attention_heads(32, 1, Some(8)).unwrap();
+        assert_eq!(heads, 4);
+        let m = io(FAMILY, name);
+        let y = load(FAMILY, name, DType::F32, |vb| AttentionBlock::new(vb, 32, heads, new_order)).forward(t(&m, "x")).unwrap();
+        check(name, &y, t(&m, "y_f32"), t(&m, "y_f64"));
+        let y64 = load(FAMILY, name, DType::F64, |vb| AttentionBlock::new(vb, 32, heads, new_order)).forward(&cast(t(&m, "x"), DType::F64)).unwrap();
+        check_f64(name, &y64, t(&m, "y_f64"), 1e-10);
+        // The wrong layout is far off: the fixture distinguishes the two orders.
+        let wrong = load(FAMILY, name, DType::F32, |vb| AttentionBlock::new(vb, 32, heads, !new_order)).forward(t(&m, "x")).unwrap();
+        assert!(diff(&wrong, t(&m, "y_f32")).0 > 1e-2);
+    }
+}
+
+fn unet_config() -> UNetModelConfig {
+    serde_json::from_value(config(FAMILY, "adm_unet_c10")["constructor_kwargs"].clone()).expect("UNetModel kwargs")
+}
+
+#[test]
+fn unet_c10_end_to_end() {
+    let name = "adm_unet_c10";
+    let cfg = unet_config();
+    let m = io(FAMILY, name);
+    let (x, ts, y) = (t(&m, "x"), t(&m, "timesteps"), labels(t(&m, "y")));
+    let net = load(FAMILY, name, DType::F32, |vb| UNetModel::new(vb, &cfg));
+    let order = trace_modules(&config(FAMILY, name));
+    assert_eq!(net.module_order(), order);
+
+    let sinusoid = net.timestep_embedding(ts).unwrap();
+    check(&format!("{name} t_sinusoid"), &sinusoid, t(&m, "t_sinusoid_f32"), t(&m, "t_sinusoid_f64"));
+    let emb = net.embedding(ts, Some(&y), None).unwrap();
+    check(&format!("{name} emb"), &emb, t(&m, "emb_f32"), t(&m, "emb_f64"));
+    let mut traced = Vec::new();
+    let out = net
+        .forward_with_embedding(x, &emb, &mut |n, h| {
+            traced.push((n.to_string(), h.clone()));
+            Ok(())
+        })
+        .unwrap();
+    check(&format!("{name} out"), &out, t(&m, "out_f32"), t(&m, "out_f64"));
+    check_trace(name, &order, &traced, t(&m, "trace_stats_f32"), 1e-4);
+    let full = net.forward(x, ts, Some(&y), None).unwrap();
+    assert_eq!(diff(&full, &out).1, 0.0);
+
+    let net64 = load(FAMILY, name, DType::F64, |vb| UNetModel::new(vb, &cfg));
+    let out64 = net64.forward(&cast(x, DType::F64), &cast(ts, DType::F64), Some(&y), None).unwrap();
+    check_f64(&format!("{name} out"), &out64, t(&m, "out_f64"), 1e-9);
+    let sin64 = Timesteps::adm(32).forward(&cast(ts, DType::F64)).unwrap();
+    check_f64(&format!("{name} t_sinusoid"), &sin64, t(&m, "t_sinusoid_f64"), 1e-12);
+}
+
+#[test]
+fn unet_label_errors() {
+    let cfg = unet_config();
+    let net = load(FAMILY, "adm_unet_c10", DType::F32, |vb| UNetModel::new(vb, &cfg));
+    let ts = Tensor::new(&[10f32, 20.0], &boot_sdk::candle::Device::Cpu).unwrap();
+    assert!(net.embedding(&ts, None, None).is_err(), "a class-conditional net needs labels");
+    assert!(net.embedding(&ts, Some(&[Some(1)]), None).is_err(), "one label per sample");
+    assert!(net.embedding(&ts, Some(&[Some(1), Some(10)]), None).is_err(), "labels in range");
+    // A `None` label adds nothing: the embedding is the time MLP's output alone.
+    let with_none = net.embedding(&ts, Some(&[None, None]), None).unwrap();
+    let sinusoid = net.timestep_embedding(&ts).unwrap();
+    assert_eq!(with_none.dims(), &[2, 128]);
+    assert_eq!(sinusoid.dims(), &[2, 32]);
+}
+
+#[test]
+fn cosine_schedule_matches_guided_diffusion() {
+    let m = io(FAMILY, "adm_unet_c10");
+    let s = BetaSchedule::cosine(1000).unwrap();
+    let betas: Vec<f64> = t(&m, "betas").to_vec1().unwrap();
+    let acp: Vec<f64> = t(&m, "alphas_cumprod").to_vec1().unwrap();
+    let db = s.betas().iter().zip(&betas).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let da = s.alphas_cumprod().iter().zip(&acp).map(|(a, b)| ((a - b) / b).abs()).fold(0.0, f64::max);
+    println!("cosine schedule: max |beta - ref| = {db:.3e}, max rel |alpha_bar - ref| = {da:.3e}");
+    assert!(db <= 1e-15 && da <= 1e-12);
+    assert_eq!(s.betas()[999], 0.999);
+    // Integer timesteps map to themselves through lambda, fractional ones interpolate.
+    for i in [0usize, 1, 41, 500, 998, 999] {
+        let (alpha, sigma) = s.alpha_sigma_at(i as f64);
+        assert!((alpha * alpha - acp[i]).abs() <= 1e-12 * acp[i].max(1e-3), "alpha^2 at {i}");
+        assert!((alpha * alpha + sigma * sigma - 1.0).abs() < 1e-12);
+        assert!((s.timestep_of_lambda(s.lambdas()[i]) - i as f64).abs() < 1e-9);
+    }
+    assert!((s.timestep_of_lambda(s.lambda_at(41.25)) - 41.25).abs() < 1e-9);
+    assert_eq!(s.timestep_of_lambda(-100.0), 0.0);
+    assert_eq!(s.timestep_of_lambda(100.0), 999.0);
+    use boot_sdk::NoiseSchedule;
+    for t in [0.0, 0.3, 0.75, 0.99, 1.0] {
+        let ts = s.timestep_of_lambda(s.lambda(t));
+        assert!((ts - t * 999.0).abs() < 1e-8, "t = {t}: timestep {ts}");
+        assert!((s.t_of_lambda(s.lambda(t)) - t).abs() < 1e-11);
+    }
+}

@@ -1,0 +1,111 @@
+//! Fixture loading and comparisons shared by the parity tests (fixtures in `tests/fixtures/` at the
+//! workspace root; see their READMEs).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::candle_nn::VarBuilder;
+use boot_sdk::nn::load_strict;
+use boot_sdk::serde_json::{self, Value};
+
+/// Required relative L2 error against the official float32 outputs.
+pub const TOL: f64 = 1e-4;
+
+/// `tests/fixtures/<family>/<file>` at the workspace root.
+pub fn fixture(family: &str, file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("fixtures").join(family).join(file)
+}
+
+/// The io tensors of a fixture.
+pub fn io(family: &str, name: &str) -> HashMap<String, Tensor> {
+    boot_sdk::io::load_safetensors(&fixture(family, &format!("{name}.io.safetensors")), &Device::Cpu).expect("io fixture")
+}
+
+/// The parsed `config.json` of a fixture.
+pub fn config(family: &str, name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(family, &format!("{name}.config.json"))).expect("config")).expect("json")
+}
+
+/// Builds a module from a fixture's weights, strictly (every tensor used, shapes checked).
+pub fn load<T>(family: &str, name: &str, dtype: DType, build: impl FnOnce(VarBuilder) -> boot_sdk::candle::Result<T>) -> T {
+    let path = fixture(family, &format!("{name}.safetensors"));
+    let tensors = boot_sdk::io::load_safetensors(&path, &Device::Cpu).expect("weights fixture");
+    load_strict(name, tensors, dtype, &Device::Cpu, |vb| Ok(build(vb)?)).expect("strict load")
+}
+
+/// Tensor `k` of `m`.
+pub fn t<'a>(m: &'a HashMap<String, Tensor>, k: &str) -> &'a Tensor {
+    m.get(k).unwrap_or_else(|| panic!("io tensor {k}"))
+}
+
+/// `x` in `dtype`.
+pub fn cast(x: &Tensor, dtype: DType) -> Tensor {
+    x.to_dtype(dtype).unwrap()
+}
+
+/// Integer class labels (`i64`) as the `Option<u32>` labels the models take.
+pub fn labels(x: &Tensor) -> Vec<Option<u32>> {
+    x.to_dtype(DType::I64).unwrap().to_vec1::<i64>().unwrap().into_iter().map(|v| Some(v as u32)).collect()
+}
+
+fn f64v(x: &Tensor) -> Vec<f64> {
+    x.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// `(relative L2 error, max abs difference)`.
+pub fn diff(out: &Tensor, reference: &Tensor) -> (f64, f64) {
+    assert_eq!(out.dims(), reference.dims(), "shape mismatch");
+    let (a, b) = (f64v(out), f64v(reference));
+    let num: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    (num / den, max)
+}
+
+/// Asserts `||out - ref_f32|| / ||ref_f32|| <= TOL` and prints the numbers (run with `--nocapture`).
+pub fn check(label: &str, out: &Tensor, ref_f32: &Tensor, ref_f64: &Tensor) {
+    let (rel, max32) = diff(out, ref_f32);
+    let max64 = diff(out, ref_f64).1;
+    println!("PARITY {label}: rel_err_vs_f32 = {rel:.3e}, max_abs_vs_f32 = {max32:.3e}, max_abs_vs_f64 = {max64:.3e}");
+    assert!(rel <= TOL, "{label}: relative error {rel:.3e} > {TOL:e}");
+}
+
+/// Asserts an `f64` run matches the float64 ground truth to `tol` (max abs).
+pub fn check_f64(label: &str, out: &Tensor, ref_f64: &Tensor, tol: f64) {
+    let (_, max) = diff(out, ref_f64);
+    println!("PARITY {label} (f64 port vs _f64): max_abs = {max:.3e}");
+    assert!(max <= tol, "{label}: f64 max abs {max:.3e} > {tol:e}");
+}
+
+/// (mean, mean|.|, unbiased std, max|.|) of `x`, the fixtures' trace statistics.
+pub fn stats(x: &Tensor) -> [f64; 4] {
+    let v = f64v(x);
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let mean_abs = v.iter().map(|a| a.abs()).sum::<f64>() / n;
+    let std = (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let max = v.iter().map(|a| a.abs()).fold(0.0, f64::max);
+    [mean, mean_abs, std, max]
+}
+
+/// Compares traced stage outputs (name, tensor) with the fixture's `trace_modules` and `trace_stats`.
+pub fn check_trace(label: &str, expected_order: &[String], traced: &[(String, Tensor)], reference: &Tensor, rel_tol: f64) {
+    let r: Vec<Vec<f64>> = reference.to_vec2().unwrap();
+    let names: Vec<&String> = traced.iter().map(|(n, _)| n).collect();
+    assert_eq!(names, expected_order.iter().collect::<Vec<_>>(), "{label}: traced module order");
+    for (i, (m, out)) in traced.iter().enumerate() {
+        let s = stats(out);
+        for j in 0..4 {
+            let tol = rel_tol * r[i][1].abs().max(r[i][3].abs() * 1e-3) + 1e-6;
+            assert!((s[j] - r[i][j]).abs() <= tol, "{label}: trace {m} stat {j}: {} vs {}", s[j], r[i][j]);
+        }
+    }
+}
+
+/// The fixture's `trace_modules` list.
+pub fn trace_modules(cfg: &Value) -> Vec<String> {
+    cfg["trace_modules"].as_array().expect("trace_modules").iter().map(|v| v.as_str().unwrap().to_string()).collect()
+}
