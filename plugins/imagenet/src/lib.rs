@@ -1,0 +1,31 @@
+//! ImageNet plugin: class-conditional teachers of the ADM family (Dhariwal & Nichol's guided-diffusion
+//! `UNetModel`) as a boot teacher (`kind = "adm"`), and a BOOT student initialised from the teacher
+//! (`kind = "adm-student"`).
+//!
+//! - openai's released checkpoints (`64x64_diffusion.pt`: eps prediction, learned variance, cosine
+//!   schedule) load as published, from the PyTorch `.pt` state dict (candle's pickle reader) or from
+//!   `.safetensors` with the same keys; the teacher uses the first `C` output channels.
+//! - ADM checkpoints trained for signal (x0) prediction with label dropout (BOOT's own ImageNet teacher)
+//!   set `prediction = "x0"` and `null_class = "extra-row"`.
+//!
+//! The network is [`boot_sdk::nn::adm::UNetModel`], checked against the official code's outputs
+//! (`sdk/tests/adm_parity.rs`); its schedule is [`boot_sdk::nn::beta_schedule::BetaSchedule`], which the
+//! teacher offers as the run's native schedule.
+
+pub mod checkpoint;
+pub mod config;
+pub mod denoiser;
+pub mod student;
+pub mod teacher;
+
+pub use config::{AdmTeacherConfig, LabelMode, Labels, NoiseScheduleKind, NullClass, Prediction};
+pub use denoiser::AdmDenoiser;
+pub use student::{AdmStudent, AdmStudentConfig};
+pub use teacher::AdmTeacher;
+
+fn register(r: &mut boot_sdk::plugin::Registrar) {
+    r.teacher("adm", "guided-diffusion ADM UNet (eps or x0 prediction, class-conditional, 1000-step schedule) from a .pt or .safetensors checkpoint");
+    r.student("adm-student", "the ADM teacher's network with zero-initialised target-time (and w) embeddings, initialised from the teacher");
+}
+
+boot_sdk::declare_plugin!("imagenet", register);

@@ -1,0 +1,152 @@
+//! The ADM teacher: `[teacher] kind = "adm"` (settings in [`crate::config`]).
+//!
+//! The framework's time reaches the network through `lambda_t = log(sigma_t / alpha_t)`: the teacher
+//! finds the fractional timestep of its own 1000-step schedule with that `lambda` (interpolated linearly
+//! in `lambda` between steps, clamped to the schedule's range), feeds it to the network, and converts an
+//! eps prediction with its own `alpha`, `sigma` at that `lambda`: `x0 = (x_t - sigma eps) / alpha`. With
+//! the teacher's native schedule (the default when the config has no `[schedule]`) these equal the run's
+//! `alpha_t`, `sigma_t`, and time `t` is timestep `t (N - 1)` exactly.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::nn::adm::UNetModel;
+use boot_sdk::rand::Rng;
+use boot_sdk::{Cond, CondSpec, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
+
+use crate::checkpoint::read_checkpoint;
+use crate::config::{AdmTeacherConfig, LabelMode, Labels};
+use crate::denoiser::{no_null_class, AdmDenoiser};
+
+impl AdmTeacherConfig {
+    /// Builds the teacher (also usable without the typetag registry): reads the checkpoint and loads it
+    /// strictly, so a missing, unexpected or mis-shaped tensor is one input error naming it and the shapes.
+    pub fn build_teacher(&self, ctx: &TeacherContext) -> boot_sdk::Result<AdmTeacher> {
+        let ucfg = self.unet_config()?;
+        let schedule = Arc::new(self.beta_schedule()?);
+        self.check_labels()?;
+        let path = ctx.base_dir.join(&self.checkpoint);
+        let tensors = read_checkpoint(&path, self.state_dict_key.as_deref())?;
+        let kept = tensors.clone();
+        let unet = boot_sdk::nn::load_strict(&path.display().to_string(), tensors, ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
+        let mut weights = HashMap::with_capacity(kept.len());
+        for (k, v) in kept {
+            weights.insert(k, v.to_device(&ctx.device)?.to_dtype(ctx.dtype)?);
+        }
+        let num_classes = self.class_cond.then_some(self.num_classes);
+        let denoiser = AdmDenoiser::new(unet, schedule, self.prediction, self.null_class, num_classes, self.rescale_timesteps);
+        Ok(AdmTeacher { denoiser, weights: Arc::new(weights), config: self.clone(), dtype: ctx.dtype, device: ctx.device.clone() })
+    }
+}
+
+#[typetag::deserialize(name = "adm")]
+impl TeacherConfig for AdmTeacherConfig {
+    fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
+        Ok(Arc::new(self.build_teacher(ctx)?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A guided-diffusion network seen through the signal-prediction contract.
+pub struct AdmTeacher {
+    denoiser: AdmDenoiser,
+    weights: Arc<HashMap<String, Tensor>>,
+    config: AdmTeacherConfig,
+    dtype: DType,
+    device: Device,
+}
+
+impl std::fmt::Debug for AdmTeacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmTeacher")
+            .field("checkpoint", &self.config.checkpoint)
+            .field("prediction", &self.config.prediction)
+            .field("null_class", &self.config.null_class)
+            .field("tensors", &self.weights.len())
+            .field("dtype", &self.dtype)
+            .finish()
+    }
+}
+
+impl AdmTeacher {
+    /// The network with its schedule and conventions.
+    pub fn denoiser(&self) -> &AdmDenoiser {
+        &self.denoiser
+    }
+
+    /// The checkpoint's tensors by state-dict key, in the teacher's dtype and on its device.
+    pub fn weights(&self) -> &HashMap<String, Tensor> {
+        &self.weights
+    }
+
+    /// The config the teacher was built from.
+    pub fn config(&self) -> &AdmTeacherConfig {
+        &self.config
+    }
+
+    /// Compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+impl Teacher for AdmTeacher {
+    fn sample_shape(&self) -> [usize; 3] {
+        self.denoiser.sample_shape()
+    }
+
+    fn cond_spec(&self) -> CondSpec {
+        CondSpec { num_classes: self.denoiser.num_classes(), ..CondSpec::default() }
+    }
+
+    fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
+        let n = x_t.dim(0)?;
+        if times.len() != n {
+            return Err(boot_sdk::anyhow::anyhow!("adm teacher: {} times for a batch of {n}", times.len()));
+        }
+        let timesteps = self.denoiser.timesteps_of_lambda(&times.lambda);
+        let labels = self.denoiser.label_ids(cond, n)?;
+        self.denoiser.predict_x0(x_t, &timesteps, labels.as_deref(), None)
+    }
+
+    fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
+        let Some(k) = self.denoiser.num_classes() else { return Ok(Cond::none()) };
+        let labels = seeds
+            .iter()
+            .map(|&s| {
+                let mut rng = boot_sdk::rng::rng_for(s);
+                Some(match &self.config.labels {
+                    Labels::Mode(LabelMode::Uniform) => rng.random_range(0..k as u32),
+                    Labels::List(list) => list[rng.random_range(0..list.len())],
+                })
+            })
+            .collect();
+        Ok(Cond::classes(labels))
+    }
+
+    fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {
+        if !self.denoiser.has_null_class() {
+            return Err(no_null_class());
+        }
+        Ok(cond.with_null_class())
+    }
+
+    fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {
+        let schedule: Arc<dyn NoiseSchedule> = self.denoiser.schedule().clone();
+        Some(schedule)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

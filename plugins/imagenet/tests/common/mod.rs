@@ -1,0 +1,143 @@
+//! Shared helpers: the `adm_unet_c10` fixture as a teacher config, students built over a `VarMap`, and
+//! tensor comparisons.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::candle_nn::{VarBuilder, VarMap};
+use boot_sdk::serde_json::{self, json, Value};
+use boot_sdk::{InputError, Student, StudentConfig, StudentContext, Teacher, TeacherConfig, TeacherContext, Times};
+
+/// `tests/fixtures/adm` at the workspace root.
+pub fn adm_fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("tests").join("fixtures").join("adm")
+}
+
+/// This crate's `tests/fixtures` (the `.pt` checkpoints).
+pub fn own_fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// The io tensors of `adm_unet_c10`.
+pub fn io() -> HashMap<String, Tensor> {
+    boot_sdk::io::load_safetensors(&adm_fixtures().join("adm_unet_c10.io.safetensors"), &Device::Cpu).expect("io fixture")
+}
+
+/// A teacher context resolving paths against `tests/fixtures/adm`.
+pub fn ctx() -> TeacherContext {
+    TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir: adm_fixtures(), source_name: "test.toml".into() }
+}
+
+/// The `[teacher]` table for `adm_unet_c10` (the fixture README's `create_model` flags), with `extra`
+/// keys merged in.
+pub fn teacher_json(extra: Value) -> Value {
+    let mut v = json!({
+        "kind": "adm",
+        "checkpoint": "adm_unet_c10.safetensors",
+        "image_size": 16,
+        "num_channels": 32,
+        "num_res_blocks": 1,
+        "channel_mult": [1, 1],
+        "attention_resolutions": [16, 8],
+        "num_head_channels": 8,
+        "learn_sigma": true,
+        "class_cond": true,
+        "num_classes": 10,
+        "resblock_updown": true,
+        "use_new_attention_order": true,
+        "use_scale_shift_norm": true,
+        "noise_schedule": "cosine",
+    });
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    v
+}
+
+/// The parsed teacher config.
+pub fn teacher_config(extra: Value) -> Box<dyn TeacherConfig> {
+    serde_json::from_value(teacher_json(extra)).expect("teacher config")
+}
+
+/// The built teacher.
+pub fn teacher(extra: Value) -> Arc<dyn Teacher> {
+    teacher_config(extra).build(&ctx()).expect("teacher")
+}
+
+/// Values of `x` as `f64`.
+pub fn f64v(x: &Tensor) -> Vec<f64> {
+    x.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// `||a - b|| / ||b||`.
+pub fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (f64v(a), f64v(b));
+    let num: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    num / b.iter().map(|y| y * y).sum::<f64>().sqrt()
+}
+
+/// `max |a - b|`.
+pub fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    f64v(a).iter().zip(f64v(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// The one-line text of an [`InputError`] (fails on any other error, or on a multi-line one).
+pub fn input_error(e: &boot_sdk::anyhow::Error) -> String {
+    let ie = e.downcast_ref::<InputError>().unwrap_or_else(|| panic!("not an InputError: {e:#}"));
+    let line = ie.to_string();
+    assert!(!line.contains('\n'), "multi-line error: {line}");
+    line
+}
+
+/// Times of the given `t` on `schedule`.
+pub fn times(schedule: &dyn boot_sdk::NoiseSchedule, t: &[f64]) -> Times {
+    Times::new(schedule, t.to_vec())
+}
+
+/// Standard normal `[n, 3, 16, 16]` from per-sample seeds `first..first + n`.
+pub fn noise(first: u64, n: usize) -> Tensor {
+    boot_sdk::rng::normal(&(first..first + n as u64).collect::<Vec<_>>(), &[3, 16, 16], &Device::Cpu).unwrap()
+}
+
+/// A student and the variables behind it.
+pub struct Built {
+    pub teacher: Arc<dyn Teacher>,
+    pub student: Box<dyn Student>,
+    pub varmap: VarMap,
+}
+
+/// Builds `[student] kind = "adm-student"` (with `student_extra` keys) for the teacher with `teacher_extra`.
+pub fn build_student(teacher_extra: Value, student_extra: Value, w_conditioned: bool, t_max: f64, prefix: Option<&str>) -> Built {
+    let cfg = teacher_config(teacher_extra);
+    let teacher = cfg.build(&ctx()).expect("teacher");
+    let varmap = VarMap::new();
+    let root = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let vb = match prefix {
+        Some(p) => root.pp(p),
+        None => root,
+    };
+    let sctx = StudentContext {
+        vb,
+        varmap: &varmap,
+        teacher: teacher.as_ref(),
+        teacher_config: cfg.as_ref(),
+        w_conditioned,
+        t_max,
+        device: Device::Cpu,
+        base_dir: adm_fixtures(),
+    };
+    let mut sj = json!({ "kind": "adm-student" });
+    if let (Some(o), Some(e)) = (sj.as_object_mut(), student_extra.as_object()) {
+        o.extend(e.clone());
+    }
+    let scfg: Box<dyn StudentConfig> = serde_json::from_value(sj).expect("student config");
+    let student = scfg.build(&sctx).expect("student");
+    drop(sctx);
+    Built { teacher, student, varmap }
+}

@@ -1,0 +1,113 @@
+//! The BOOT student built from the ADM teacher: a fresh student equals the teacher's denoiser at `t_max`
+//! for every target time and guidance weight, the teacher's weights are copied, the new embeddings start
+//! at zero and train.
+
+mod common;
+
+use boot_plugin_imagenet::{AdmStudentConfig, AdmTeacher};
+use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::candle_nn::{VarBuilder, VarMap};
+use boot_sdk::nn::beta_schedule::BetaSchedule;
+use boot_sdk::serde_json::{self, json};
+use boot_sdk::{Cond, StudentContext, Teacher, Times};
+use common::*;
+
+#[test]
+fn fresh_student_equals_teacher_at_t_max() {
+    let s = BetaSchedule::cosine(1000).unwrap();
+    for (w_conditioned, t_max) in [(false, 0.99), (true, 0.99), (true, 0.9)] {
+        let b = build_student(json!({ "null_class": "zero" }), json!({}), w_conditioned, t_max, Some("student"));
+        let teacher = b.teacher.as_any().downcast_ref::<AdmTeacher>().unwrap();
+        let vars = b.varmap.data().lock().unwrap().len();
+        assert_eq!(vars, teacher.weights().len() + if w_conditioned { 4 } else { 2 }, "teacher parameters + the new embeddings");
+        assert!(b.varmap.data().lock().unwrap().keys().all(|k| k.starts_with("student.")));
+
+        let e = noise(10, 4);
+        let cond = Cond::classes(vec![Some(1), None, Some(9), Some(4)]);
+        let reference = b.teacher.denoise(&e, &times(&s, &[t_max; 4]), &cond).unwrap();
+        let ws = [1.0, 2.5, 4.0, 5.0];
+        for target in [[0.0, 0.3, 0.6, t_max], [0.05, 0.05, 0.5, 0.2]] {
+            let y = b.student.forward(&e, &times(&s, &target), &cond, w_conditioned.then_some(&ws[..])).unwrap();
+            let d = max_abs(&y, &reference);
+            println!("fresh student vs teacher at t_max = {t_max} (w: {w_conditioned}): max_abs = {d:.3e}");
+            assert_eq!(d, 0.0);
+        }
+    }
+}
+
+#[test]
+fn teacher_timestep_override() {
+    let b = build_student(json!({}), json!({ "teacher_timestep": 500.0 }), false, 0.99, None);
+    let s = BetaSchedule::cosine(1000).unwrap();
+    let at_500 = Times { t: vec![0.5; 2], alpha: vec![s.alpha_sigma_at(500.0).0; 2], sigma: vec![s.alpha_sigma_at(500.0).1; 2], lambda: vec![s.lambda_at(500.0); 2] };
+    let e = noise(0, 2);
+    let cond = Cond::classes(vec![Some(0), Some(3)]);
+    let y = b.student.forward(&e, &times(&s, &[0.1, 0.7]), &cond, None).unwrap();
+    assert_eq!(max_abs(&y, &b.teacher.denoise(&e, &at_500, &cond).unwrap()), 0.0);
+}
+
+#[test]
+fn student_trains_the_new_embeddings_and_the_copied_weights() {
+    let b = build_student(json!({ "null_class": "zero" }), json!({}), true, 0.99, None);
+    let s = BetaSchedule::cosine(1000).unwrap();
+    let e = noise(5, 2);
+    let y = b.student.forward(&e, &times(&s, &[0.3, 0.8]), &Cond::classes(vec![Some(2), None]), Some(&[1.5, 3.0])).unwrap();
+    let grads = y.sqr().unwrap().mean_all().unwrap().backward().unwrap();
+    let data = b.varmap.data().lock().unwrap();
+    for k in ["boot_time_embed.weight", "boot_w_embed.weight", "boot_time_embed.bias", "input_blocks.0.0.weight", "middle_block.1.qkv.weight", "label_emb.weight", "out.2.weight"] {
+        let var = data.get(k).unwrap_or_else(|| panic!("variable {k}"));
+        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {k}"));
+        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(norm > 0.0, "zero gradient for {k}");
+    }
+    for k in ["boot_time_embed.weight", "boot_w_embed.bias"] {
+        assert_eq!(data[k].as_tensor().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0, "{k} starts at zero");
+    }
+    let teacher = b.teacher.as_any().downcast_ref::<AdmTeacher>().unwrap();
+    for (k, w) in teacher.weights() {
+        assert_eq!(max_abs(data[k].as_tensor(), w), 0.0, "{k} is the teacher's");
+    }
+}
+
+#[test]
+fn student_errors() {
+    assert!(serde_json::from_value::<AdmStudentConfig>(json!({ "sigma_max": 1 })).is_err());
+    let b = build_student(json!({}), json!({}), true, 0.99, None);
+    let s = BetaSchedule::cosine(1000).unwrap();
+    let e = noise(0, 1);
+    assert!(b.student.forward(&e, &times(&s, &[0.5]), &Cond::classes(vec![Some(1)]), None).is_err(), "a w-conditioned student needs w");
+
+    let cfg = teacher_config(json!({}));
+    let teacher = cfg.build(&ctx()).unwrap();
+    let varmap = VarMap::new();
+    fn sctx<'a>(varmap: &'a VarMap, teacher: &'a dyn Teacher, cfg: &'a dyn boot_sdk::TeacherConfig) -> StudentContext<'a> {
+        StudentContext {
+            vb: VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
+            varmap,
+            teacher,
+            teacher_config: cfg,
+            w_conditioned: false,
+            t_max: 0.99,
+            device: Device::Cpu,
+            base_dir: adm_fixtures(),
+        }
+    }
+    let e = AdmStudentConfig { teacher_timestep: Some(1000.0) }.build_student(&sctx(&varmap, teacher.as_ref(), cfg.as_ref())).err().expect("out of range");
+    assert!(input_error(&e).contains("student.teacher_timestep"));
+
+    #[derive(Debug)]
+    struct Other;
+    impl Teacher for Other {
+        fn sample_shape(&self) -> [usize; 3] {
+            [3, 16, 16]
+        }
+        fn denoise(&self, x_t: &Tensor, _: &Times, _: &Cond) -> boot_sdk::Result<Tensor> {
+            Ok(x_t.clone())
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+    let e = AdmStudentConfig::default().build_student(&sctx(&varmap, &Other, cfg.as_ref())).err().expect("needs an adm teacher");
+    assert!(input_error(&e).contains("needs an \"adm\" teacher"));
+}
