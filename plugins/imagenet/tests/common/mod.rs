@@ -58,8 +58,15 @@ pub fn teacher_json(extra: Value) -> Value {
     v
 }
 
+/// Keeps the plugin library linked into the test binary: its typetag registrations (`kind = "adm"`) live
+/// there, and a binary that calls none of its functions drops it at link time.
+fn link_plugin() {
+    std::hint::black_box(boot_plugin_imagenet::checkpoint::read_checkpoint as fn(&std::path::Path, Option<&str>) -> _);
+}
+
 /// The parsed teacher config.
 pub fn teacher_config(extra: Value) -> Box<dyn TeacherConfig> {
+    link_plugin();
     serde_json::from_value(teacher_json(extra)).expect("teacher config")
 }
 
