@@ -235,7 +235,7 @@ impl AdmTeacherConfig {
         }
         let mut ds = Vec::with_capacity(self.attention_resolutions.len());
         for &res in &self.attention_resolutions {
-            if res == 0 || self.image_size % res != 0 {
+            if res == 0 || !self.image_size.is_multiple_of(res) {
                 return Err(err("attention_resolutions", format!("resolution {res} does not divide image_size {}", self.image_size)));
             }
             ds.push(self.image_size / res);

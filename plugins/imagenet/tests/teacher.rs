@@ -40,10 +40,10 @@ fn eps_teacher_matches_official_pred_xstart() {
     // guided-diffusion's p_mean_variance(...)["pred_xstart"] (float32, clip_denoised=False), per sample: at
     // t = 999 the values reach 1e4 (sqrt(1 / alpha_bar) = 20291).
     let reference = &m["pmv_pred_xstart_f32"];
-    for i in 0..4 {
+    for (i, step) in steps.iter().enumerate() {
         let rel = rel_err(&x0.get(i).unwrap(), &reference.get(i).unwrap());
-        println!("PARITY teacher x0 vs pmv_pred_xstart_f32 at timestep {}: rel_err = {rel:.3e}", steps[i]);
-        assert!(rel <= 1e-4, "timestep {}: {rel:e}", steps[i]);
+        println!("PARITY teacher x0 vs pmv_pred_xstart_f32 at timestep {step}: rel_err = {rel:.3e}");
+        assert!(rel <= 1e-4, "timestep {step}: {rel:e}");
     }
 }
 

@@ -31,11 +31,11 @@ impl Conv1x1 {
 pub fn attention_heads(channels: usize, num_heads: usize, num_head_channels: Option<usize>) -> Result<usize> {
     let heads = match num_head_channels {
         Some(0) => crate::candle::bail!("AttentionBlock: num_head_channels must be positive"),
-        Some(hc) if channels % hc != 0 => crate::candle::bail!("AttentionBlock: {channels} channels are not divisible by num_head_channels {hc}"),
+        Some(hc) if !channels.is_multiple_of(hc) => crate::candle::bail!("AttentionBlock: {channels} channels are not divisible by num_head_channels {hc}"),
         Some(hc) => channels / hc,
         None => num_heads,
     };
-    if heads == 0 || channels % heads != 0 {
+    if heads == 0 || !channels.is_multiple_of(heads) {
         crate::candle::bail!("AttentionBlock: {channels} channels cannot be split into {heads} heads");
     }
     Ok(heads)
@@ -59,7 +59,7 @@ impl AttentionBlock {
     /// Loads a block over `channels` channels with `heads` heads; `new_order` selects `QKVAttention`
     /// (qkv rows `[q | k | v]`, each split into heads) over `QKVAttentionLegacy` (per head `[q | k | v]`).
     pub fn new(vb: VarBuilder, channels: usize, heads: usize, new_order: bool) -> Result<Self> {
-        if heads == 0 || channels % heads != 0 {
+        if heads == 0 || !channels.is_multiple_of(heads) {
             crate::candle::bail!("AttentionBlock: {channels} channels cannot be split into {heads} heads");
         }
         Ok(Self {

@@ -166,7 +166,7 @@ impl UNetModel {
         if c.dims != 2 {
             crate::candle::bail!("UNetModel: only dims = 2 is supported, got {}", c.dims);
         }
-        if c.channel_mult.is_empty() || c.channel_mult.iter().any(|m| !(*m > 0.0)) {
+        if c.channel_mult.is_empty() || c.channel_mult.iter().any(|m| m.is_nan() || *m <= 0.0) {
             crate::candle::bail!("UNetModel: channel_mult must be a non-empty list of positive numbers, got {:?}", c.channel_mult);
         }
         let ted = c.time_embed_dim();

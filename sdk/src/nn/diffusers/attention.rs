@@ -35,7 +35,7 @@ impl AttentionConfig {
     /// The attention that `AttnDownBlock2D`, `AttnUpBlock2D` and `UNetMidBlock2D` build: `channels / head_dim`
     /// heads, biased projections, a group norm when `norm_num_groups` is set, residual, rescaled output.
     pub fn spatial(channels: usize, head_dim: usize, norm_num_groups: Option<usize>, eps: f64, rescale_output_factor: f64) -> Result<Self> {
-        if head_dim == 0 || channels % head_dim != 0 {
+        if head_dim == 0 || !channels.is_multiple_of(head_dim) {
             crate::candle::bail!("attention: {channels} channels cannot be split into heads of {head_dim}");
         }
         Ok(Self {

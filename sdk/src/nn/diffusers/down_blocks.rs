@@ -53,7 +53,7 @@ pub struct DownBlock2DConfig {
 #[derive(Debug, Clone)]
 enum Downsampler {
     Conv(Downsample2D),
-    Resnet(ResnetBlock2D),
+    Resnet(Box<ResnetBlock2D>),
 }
 
 /// `DownBlock2D` / `AttnDownBlock2D`. Keys: `resnets.i`, `attentions.i`, `downsamplers.0`.
@@ -84,7 +84,7 @@ impl DownBlock2D {
             let vb = vb.pp("downsamplers.0");
             Some(match (cfg.attention_head_dim, cfg.downsample_type) {
                 (Some(_), ResampleType::Resnet) => {
-                    Downsampler::Resnet(ResnetBlock2D::new(vb, ResnetBlock2DConfig { down: true, ..r.block(cout, cout, cfg.temb_channels) })?)
+                    Downsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { down: true, ..r.block(cout, cout, cfg.temb_channels) })?))
                 }
                 _ => Downsampler::Conv(Downsample2D::new(vb, cout, true, cout, cfg.downsample_padding)?),
             })

@@ -34,7 +34,7 @@ pub struct UpBlock2DConfig {
 #[derive(Debug, Clone)]
 enum Upsampler {
     Conv(Upsample2D),
-    Resnet(ResnetBlock2D),
+    Resnet(Box<ResnetBlock2D>),
 }
 
 /// `UpBlock2D` / `AttnUpBlock2D`. Keys: `resnets.i`, `attentions.i`, `upsamplers.0`.
@@ -65,7 +65,7 @@ impl UpBlock2D {
         } else {
             let vb = vb.pp("upsamplers.0");
             Some(match (cfg.attention_head_dim, cfg.upsample_type) {
-                (Some(_), ResampleType::Resnet) => Upsampler::Resnet(ResnetBlock2D::new(vb, ResnetBlock2DConfig { up: true, ..r.block(cout, cout, cfg.temb_channels) })?),
+                (Some(_), ResampleType::Resnet) => Upsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { up: true, ..r.block(cout, cout, cfg.temb_channels) })?)),
                 _ => Upsampler::Conv(Upsample2D::new(vb, cout, true, cout)?),
             })
         };
