@@ -33,6 +33,7 @@ pub mod diffusers;
 pub mod fourier;
 pub mod group_norm;
 pub mod label;
+pub mod layer_norm;
 pub mod linear;
 pub mod overlay;
 pub mod positional;

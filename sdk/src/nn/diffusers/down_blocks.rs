@@ -1,7 +1,7 @@
-//! diffusers' `DownBlock2D` and `AttnDownBlock2D` (`models/unets/unet_2d_blocks.py`): one encoder level
-//! of `UNet2DModel`, as one type (the attention layers are what tells them apart).
+//! diffusers' `DownBlock2D`, `AttnDownBlock2D` and `CrossAttnDownBlock2D` (`models/unets/unet_2d_blocks.py`):
+//! one encoder level of a UNet, as one type (the attention layers are what tells them apart).
 
-use super::attention::{Attention, AttentionConfig};
+use super::block_attention::{BlockAttention, BlockAttentionKind};
 use super::resample::Downsample2D;
 use super::resnet::{ResnetBlock2D, ResnetBlock2DConfig, ResnetOptions};
 use crate::candle::{Result, Tensor};
@@ -36,7 +36,7 @@ pub struct DownBlock2DConfig {
     pub out_channels: usize,
     /// Width of the time embedding.
     pub temb_channels: Option<usize>,
-    /// Resnets (each followed by attention in an `AttnDownBlock2D`).
+    /// Resnets (each followed by the attention layer, if any).
     pub num_layers: usize,
     /// Settings of the resnets.
     pub resnet: ResnetOptions,
@@ -44,10 +44,11 @@ pub struct DownBlock2DConfig {
     pub add_downsample: bool,
     /// Padding of the down-sampling convolution.
     pub downsample_padding: usize,
-    /// How to down-sample (`AttnDownBlock2D` only; `DownBlock2D` always uses a convolution).
+    /// How to down-sample (`AttnDownBlock2D` only; the others always use a convolution).
     pub downsample_type: ResampleType,
-    /// `Some(channels per head)`: an `AttnDownBlock2D`.
-    pub attention_head_dim: Option<usize>,
+    /// The attention after each resnet: none (`DownBlock2D`), spatial (`AttnDownBlock2D`) or a transformer
+    /// (`CrossAttnDownBlock2D`).
+    pub attention: BlockAttentionKind,
 }
 
 #[derive(Debug, Clone)]
@@ -56,11 +57,12 @@ enum Downsampler {
     Resnet(Box<ResnetBlock2D>),
 }
 
-/// `DownBlock2D` / `AttnDownBlock2D`. Keys: `resnets.i`, `attentions.i`, `downsamplers.0`.
+/// `DownBlock2D` / `AttnDownBlock2D` / `CrossAttnDownBlock2D`. Keys: `resnets.i`, `attentions.i`,
+/// `downsamplers.0`.
 #[derive(Debug, Clone)]
 pub struct DownBlock2D {
     resnets: Vec<ResnetBlock2D>,
-    attentions: Vec<Attention>,
+    attentions: Vec<BlockAttention>,
     downsampler: Option<Downsampler>,
 }
 
@@ -73,17 +75,16 @@ impl DownBlock2D {
         for i in 0..cfg.num_layers {
             let cin = if i == 0 { cfg.in_channels } else { cout };
             resnets.push(ResnetBlock2D::new(vb.pp(format!("resnets.{i}")), r.block(cin, cout, cfg.temb_channels))?);
-            if let Some(hd) = cfg.attention_head_dim {
-                let ac = AttentionConfig::spatial(cout, hd, Some(r.groups), r.eps, r.output_scale_factor)?;
-                attentions.push(Attention::new(vb.pp(format!("attentions.{i}")), ac)?);
+            if let Some(a) = BlockAttention::new(vb.pp(format!("attentions.{i}")), cfg.attention, cout, Some(r.groups), r.eps, r.output_scale_factor)? {
+                attentions.push(a);
             }
         }
         let downsampler = if !cfg.add_downsample {
             None
         } else {
             let vb = vb.pp("downsamplers.0");
-            Some(match (cfg.attention_head_dim, cfg.downsample_type) {
-                (Some(_), ResampleType::Resnet) => {
+            Some(match (cfg.attention, cfg.downsample_type) {
+                (BlockAttentionKind::Spatial { .. }, ResampleType::Resnet) => {
                     Downsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { down: true, ..r.block(cout, cout, cfg.temb_channels) })?))
                 }
                 _ => Downsampler::Conv(Downsample2D::new(vb, cout, true, cout, cfg.downsample_padding)?),
@@ -92,15 +93,15 @@ impl DownBlock2D {
         Ok(Self { resnets, attentions, downsampler })
     }
 
-    /// Runs the block: returns the hidden state and the skip outputs it adds (one per resnet, and the
-    /// down-sampler's).
-    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<(Tensor, Vec<Tensor>)> {
+    /// Runs the block (`context`: the cross-attention's `encoder_hidden_states`): returns the hidden state
+    /// and the skip outputs it adds (one per resnet, and the down-sampler's).
+    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>, context: Option<&Tensor>) -> Result<(Tensor, Vec<Tensor>)> {
         let mut h = x.clone();
         let mut outputs = Vec::with_capacity(self.resnets.len() + 1);
         for (i, resnet) in self.resnets.iter().enumerate() {
             h = resnet.forward(&h, temb)?;
             if let Some(a) = self.attentions.get(i) {
-                h = a.forward(&h, None)?;
+                h = a.forward(&h, context)?;
             }
             outputs.push(h.clone());
         }

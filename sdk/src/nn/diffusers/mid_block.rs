@@ -1,6 +1,7 @@
-//! diffusers' `UNetMidBlock2D` (`models/unets/unet_2d_blocks.py`): resnet, then (attention, resnet) pairs.
+//! diffusers' `UNetMidBlock2D` and `UNetMidBlock2DCrossAttn` (`models/unets/unet_2d_blocks.py`): resnet,
+//! then (attention, resnet) pairs.
 
-use super::attention::{Attention, AttentionConfig};
+use super::block_attention::{BlockAttention, BlockAttentionKind};
 use super::resnet::{ResnetBlock2D, ResnetOptions};
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
@@ -16,20 +17,20 @@ pub struct UNetMidBlock2DConfig {
     pub num_layers: usize,
     /// Settings of the resnets.
     pub resnet: ResnetOptions,
-    /// Groups of the attention's group norm; `None`: no norm. diffusers' rule for `attn_groups = None`:
-    /// the resnet groups with the default time norm, no norm with `scale_shift`.
+    /// Groups of the attention's group norm; `None`: no norm (spatial attention only; a transformer needs
+    /// them). diffusers' rule for `UNetMidBlock2D`'s `attn_groups = None`: the resnet groups with the
+    /// default time norm, no norm with `scale_shift`; `UNetMidBlock2DCrossAttn` uses the resnet groups.
     pub attn_groups: Option<usize>,
-    /// Whether the attention layers exist.
-    pub add_attention: bool,
-    /// Channels per attention head.
-    pub attention_head_dim: usize,
+    /// The attention of each pair: spatial (`UNetMidBlock2D`), a transformer (`UNetMidBlock2DCrossAttn`), or
+    /// none (`add_attention = False`).
+    pub attention: BlockAttentionKind,
 }
 
-/// `UNetMidBlock2D`. Keys: `resnets.i`, `attentions.i`.
+/// `UNetMidBlock2D` / `UNetMidBlock2DCrossAttn`. Keys: `resnets.i`, `attentions.i`.
 #[derive(Debug, Clone)]
 pub struct UNetMidBlock2D {
     resnets: Vec<ResnetBlock2D>,
-    attentions: Vec<Attention>,
+    attentions: Vec<BlockAttention>,
 }
 
 impl UNetMidBlock2D {
@@ -39,22 +40,21 @@ impl UNetMidBlock2D {
         let mut resnets = vec![ResnetBlock2D::new(vb.pp("resnets.0"), r.block(c, c, cfg.temb_channels))?];
         let mut attentions = Vec::new();
         for i in 0..cfg.num_layers {
-            if cfg.add_attention {
-                let ac = AttentionConfig::spatial(c, cfg.attention_head_dim, cfg.attn_groups, r.eps, r.output_scale_factor)?;
-                attentions.push(Attention::new(vb.pp(format!("attentions.{i}")), ac)?);
+            if let Some(a) = BlockAttention::new(vb.pp(format!("attentions.{i}")), cfg.attention, c, cfg.attn_groups, r.eps, r.output_scale_factor)? {
+                attentions.push(a);
             }
             resnets.push(ResnetBlock2D::new(vb.pp(format!("resnets.{}", i + 1)), r.block(c, c, cfg.temb_channels))?);
         }
         Ok(Self { resnets, attentions })
     }
 
-    /// Runs the block on `x` (`[B, C, H, W]`).
-    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
+    /// Runs the block on `x` (`[B, C, H, W]`); `context` is the cross-attention's `encoder_hidden_states`.
+    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>, context: Option<&Tensor>) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, resnet) in self.resnets.iter().enumerate() {
             if i > 0 {
                 if let Some(a) = self.attentions.get(i - 1) {
-                    h = a.forward(&h, None)?;
+                    h = a.forward(&h, context)?;
                 }
             }
             h = resnet.forward(&h, temb)?;

@@ -7,29 +7,38 @@
 //! | [`resnet`] | `ResnetBlock2D` (default / scale-shift time norm, in-block up/down) |
 //! | [`resample`] | `Downsample2D`, `Upsample2D` |
 //! | [`attention`] | `Attention` (spatial self-attention with group norm; self/cross attention) |
-//! | [`down_blocks`] | `DownBlock2D` / `AttnDownBlock2D` |
-//! | [`up_blocks`] | `UpBlock2D` / `AttnUpBlock2D` |
-//! | [`mid_block`] | `UNetMidBlock2D` |
+//! | [`transformer_2d`] | `Transformer2DModel`, `BasicTransformerBlock`, GEGLU `FeedForward` |
+//! | [`block_attention`] | the attention after a block's resnets: none, spatial or transformer |
+//! | [`down_blocks`] | `DownBlock2D` / `AttnDownBlock2D` / `CrossAttnDownBlock2D` |
+//! | [`up_blocks`] | `UpBlock2D` / `AttnUpBlock2D` / `CrossAttnUpBlock2D` |
+//! | [`mid_block`] | `UNetMidBlock2D` / `UNetMidBlock2DCrossAttn` |
 //! | [`unet_2d`] | `UNet2DModel` and its `config.json` |
+//! | [`unet_2d_condition`] | `UNet2DConditionModel` (Stable Diffusion layouts) and its `config.json` |
 //!
 //! The sinusoid (`Timesteps`) is [`crate::nn::timesteps::Timesteps`], the activations [`crate::nn::activation::Activation`].
 //! In `f32` the layers compute what diffusers computes in float32 (its sinusoid is a float32 island);
 //! in `f64` everything is `f64`.
 
 pub mod attention;
+pub mod block_attention;
 pub mod down_blocks;
 pub mod embeddings;
 pub mod mid_block;
 pub mod resample;
 pub mod resnet;
+pub mod transformer_2d;
 pub mod unet_2d;
+pub mod unet_2d_condition;
 pub mod up_blocks;
 
 pub use attention::{Attention, AttentionConfig};
+pub use block_attention::{BlockAttention, BlockAttentionKind};
 pub use down_blocks::{DownBlock2D, DownBlock2DConfig, ResampleType};
 pub use embeddings::{GaussianFourierProjection, TimestepEmbedding};
 pub use mid_block::{UNetMidBlock2D, UNetMidBlock2DConfig};
 pub use resample::{Downsample2D, Upsample2D};
 pub use resnet::{ResnetBlock2D, ResnetBlock2DConfig, ResnetOptions, TimeEmbeddingNorm};
+pub use transformer_2d::{BasicTransformerBlock, FeedForward, Transformer2DConfig, Transformer2DModel};
 pub use unet_2d::{UNet2DConfig, UNet2DModel};
+pub use unet_2d_condition::{PerBlock, UNet2DConditionConfig, UNet2DConditionModel};
 pub use up_blocks::{UpBlock2D, UpBlock2DConfig};

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::block_attention::BlockAttentionKind;
 use super::down_blocks::{DownBlock2D, DownBlock2DConfig, ResampleType};
 use super::embeddings::{GaussianFourierProjection, TimestepEmbedding};
 use super::mid_block::{UNetMidBlock2D, UNetMidBlock2DConfig};
@@ -247,10 +248,10 @@ impl UNet2DModel {
         let opts = |channels: usize, output_scale_factor: f64| ResnetOptions { eps: c.norm_eps, groups: c.groups(channels), act, time_embedding_norm: tn, output_scale_factor };
         let down_type = ResampleType::from_name(&c.downsample_type)?;
         let up_type = ResampleType::from_name(&c.upsample_type)?;
-        let attn_dim = |kind: &str, attn: &str, plain: &str, channels: usize| -> Result<Option<usize>> {
+        let attn_dim = |kind: &str, attn: &str, plain: &str, channels: usize| -> Result<BlockAttentionKind> {
             match kind.strip_prefix("UNetRes").unwrap_or(kind) {
-                k if k == attn => Ok(Some(c.attention_head_dim.unwrap_or(channels))),
-                k if k == plain => Ok(None),
+                k if k == attn => Ok(BlockAttentionKind::Spatial { head_dim: c.attention_head_dim.unwrap_or(channels) }),
+                k if k == plain => Ok(BlockAttentionKind::None),
                 other => crate::candle::bail!("UNet2DModel: block type `{other}` is not supported ({plain} or {attn})"),
             }
         };
@@ -269,7 +270,7 @@ impl UNet2DModel {
                 add_downsample: i + 1 != levels,
                 downsample_padding: c.downsample_padding,
                 downsample_type: down_type,
-                attention_head_dim: attn_dim(kind, "AttnDownBlock2D", "DownBlock2D", out_ch)?,
+                attention: attn_dim(kind, "AttnDownBlock2D", "DownBlock2D", out_ch)?,
             };
             down_blocks.push(DownBlock2D::new(vb.pp(format!("down_blocks.{i}")), &dc)?);
         }
@@ -289,8 +290,7 @@ impl UNet2DModel {
                     num_layers: 1,
                     resnet,
                     attn_groups,
-                    add_attention: c.add_attention,
-                    attention_head_dim: c.attention_head_dim.unwrap_or(last),
+                    attention: if c.add_attention { BlockAttentionKind::Spatial { head_dim: c.attention_head_dim.unwrap_or(last) } } else { BlockAttentionKind::None },
                 };
                 Some(UNetMidBlock2D::new(vb.pp("mid_block"), &mc)?)
             }
@@ -312,7 +312,7 @@ impl UNet2DModel {
                 resnet: opts(out_ch, 1.0),
                 add_upsample: i + 1 != levels,
                 upsample_type: up_type,
-                attention_head_dim: attn_dim(kind, "AttnUpBlock2D", "UpBlock2D", out_ch)?,
+                attention: attn_dim(kind, "AttnUpBlock2D", "UpBlock2D", out_ch)?,
             };
             up_blocks.push(UpBlock2D::new(vb.pp(format!("up_blocks.{i}")), &uc)?);
         }
@@ -400,17 +400,17 @@ impl UNet2DModel {
         trace("conv_in", &h)?;
         let mut skips = vec![h.clone()];
         for (i, block) in self.down_blocks.iter().enumerate() {
-            let (out, res) = block.forward(&h, Some(emb))?;
+            let (out, res) = block.forward(&h, Some(emb), None)?;
             h = out;
             skips.extend(res);
             trace(&format!("down_blocks.{i}"), &h)?;
         }
         if let Some(m) = &self.mid_block {
-            h = m.forward(&h, Some(emb))?;
+            h = m.forward(&h, Some(emb), None)?;
             trace("mid_block", &h)?;
         }
         for (i, block) in self.up_blocks.iter().enumerate() {
-            h = block.forward(&h, &mut skips, Some(emb))?;
+            h = block.forward(&h, &mut skips, Some(emb), None)?;
             trace(&format!("up_blocks.{i}"), &h)?;
         }
         h = self.conv_norm_out.forward(&h)?;

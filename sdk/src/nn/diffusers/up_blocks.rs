@@ -1,7 +1,7 @@
-//! diffusers' `UpBlock2D` and `AttnUpBlock2D` (`models/unets/unet_2d_blocks.py`): one decoder level of
-//! `UNet2DModel`, as one type (the attention layers are what tells them apart).
+//! diffusers' `UpBlock2D`, `AttnUpBlock2D` and `CrossAttnUpBlock2D` (`models/unets/unet_2d_blocks.py`):
+//! one decoder level of a UNet, as one type (the attention layers are what tells them apart).
 
-use super::attention::{Attention, AttentionConfig};
+use super::block_attention::{BlockAttention, BlockAttentionKind};
 use super::down_blocks::ResampleType;
 use super::resample::Upsample2D;
 use super::resnet::{ResnetBlock2D, ResnetBlock2DConfig, ResnetOptions};
@@ -19,16 +19,17 @@ pub struct UpBlock2DConfig {
     pub out_channels: usize,
     /// Width of the time embedding.
     pub temb_channels: Option<usize>,
-    /// Resnets (each followed by attention in an `AttnUpBlock2D`); `layers_per_block + 1` in a UNet.
+    /// Resnets (each followed by the attention layer, if any); `layers_per_block + 1` in a UNet.
     pub num_layers: usize,
     /// Settings of the resnets.
     pub resnet: ResnetOptions,
     /// Up-sample at the end of the block.
     pub add_upsample: bool,
-    /// How to up-sample (`AttnUpBlock2D` only; `UpBlock2D` always uses a convolution).
+    /// How to up-sample (`AttnUpBlock2D` only; the others always use a convolution).
     pub upsample_type: ResampleType,
-    /// `Some(channels per head)`: an `AttnUpBlock2D`.
-    pub attention_head_dim: Option<usize>,
+    /// The attention after each resnet: none (`UpBlock2D`), spatial (`AttnUpBlock2D`) or a transformer
+    /// (`CrossAttnUpBlock2D`).
+    pub attention: BlockAttentionKind,
 }
 
 #[derive(Debug, Clone)]
@@ -37,11 +38,11 @@ enum Upsampler {
     Resnet(Box<ResnetBlock2D>),
 }
 
-/// `UpBlock2D` / `AttnUpBlock2D`. Keys: `resnets.i`, `attentions.i`, `upsamplers.0`.
+/// `UpBlock2D` / `AttnUpBlock2D` / `CrossAttnUpBlock2D`. Keys: `resnets.i`, `attentions.i`, `upsamplers.0`.
 #[derive(Debug, Clone)]
 pub struct UpBlock2D {
     resnets: Vec<ResnetBlock2D>,
-    attentions: Vec<Attention>,
+    attentions: Vec<BlockAttention>,
     upsampler: Option<Upsampler>,
 }
 
@@ -55,17 +56,16 @@ impl UpBlock2D {
             let skip = if i + 1 == cfg.num_layers { cfg.in_channels } else { cout };
             let cin = if i == 0 { cfg.prev_output_channels } else { cout };
             resnets.push(ResnetBlock2D::new(vb.pp(format!("resnets.{i}")), r.block(cin + skip, cout, cfg.temb_channels))?);
-            if let Some(hd) = cfg.attention_head_dim {
-                let ac = AttentionConfig::spatial(cout, hd, Some(r.groups), r.eps, r.output_scale_factor)?;
-                attentions.push(Attention::new(vb.pp(format!("attentions.{i}")), ac)?);
+            if let Some(a) = BlockAttention::new(vb.pp(format!("attentions.{i}")), cfg.attention, cout, Some(r.groups), r.eps, r.output_scale_factor)? {
+                attentions.push(a);
             }
         }
         let upsampler = if !cfg.add_upsample {
             None
         } else {
             let vb = vb.pp("upsamplers.0");
-            Some(match (cfg.attention_head_dim, cfg.upsample_type) {
-                (Some(_), ResampleType::Resnet) => Upsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { up: true, ..r.block(cout, cout, cfg.temb_channels) })?)),
+            Some(match (cfg.attention, cfg.upsample_type) {
+                (BlockAttentionKind::Spatial { .. }, ResampleType::Resnet) => Upsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { up: true, ..r.block(cout, cout, cfg.temb_channels) })?)),
                 _ => Upsampler::Conv(Upsample2D::new(vb, cout, true, cout)?),
             })
         };
@@ -78,14 +78,14 @@ impl UpBlock2D {
     }
 
     /// Runs the block, popping one skip per resnet from the end of `skips` and concatenating it after the
-    /// hidden state (`cat([h, skip], dim=1)`).
-    pub fn forward(&self, x: &Tensor, skips: &mut Vec<Tensor>, temb: Option<&Tensor>) -> Result<Tensor> {
+    /// hidden state (`cat([h, skip], dim=1)`); `context` is the cross-attention's `encoder_hidden_states`.
+    pub fn forward(&self, x: &Tensor, skips: &mut Vec<Tensor>, temb: Option<&Tensor>, context: Option<&Tensor>) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, resnet) in self.resnets.iter().enumerate() {
             let s = skips.pop().ok_or_else(|| crate::candle::Error::Msg("up block: skip stack underflow".into()))?;
             h = resnet.forward(&Tensor::cat(&[&h, &s], 1)?, temb)?;
             if let Some(a) = self.attentions.get(i) {
-                h = a.forward(&h, None)?;
+                h = a.forward(&h, context)?;
             }
         }
         if let Some(u) = &self.upsampler {
