@@ -204,20 +204,48 @@ fn default_channels() -> Vec<usize> {
     vec![320, 640, 1280, 1280]
 }
 
+/// The value of an unsupported feature's key that means "off".
+#[derive(Debug, Clone, Copy)]
+enum Off {
+    Null,
+    False,
+    Str(&'static str),
+}
+
+impl Off {
+    fn matches(self, v: &crate::serde_json::Value) -> bool {
+        match self {
+            Off::Null => v.is_null(),
+            Off::False => v.as_bool() == Some(false),
+            Off::Str(s) => v.as_str() == Some(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Off {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Off::Null => write!(f, "null"),
+            Off::False => write!(f, "false"),
+            Off::Str(s) => write!(f, "\"{s}\""),
+        }
+    }
+}
+
 /// Keys of features this port does not implement, with the value that means "off".
-const UNSUPPORTED_UNLESS: &[(&str, &str)] = &[
-    ("encoder_hid_dim", "null"),
-    ("encoder_hid_dim_type", "null"),
-    ("addition_embed_type", "null"),
-    ("addition_time_embed_dim", "null"),
-    ("class_embed_type", "null"),
-    ("dual_cross_attention", "false"),
-    ("time_cond_proj_dim", "null"),
-    ("projection_class_embeddings_input_dim", "null"),
-    ("class_embeddings_concat", "false"),
-    ("cross_attention_norm", "null"),
-    ("attention_type", "\"default\""),
-    ("time_embedding_type", "\"positional\""),
+const UNSUPPORTED_UNLESS: &[(&str, Off)] = &[
+    ("encoder_hid_dim", Off::Null),
+    ("encoder_hid_dim_type", Off::Null),
+    ("addition_embed_type", Off::Null),
+    ("addition_time_embed_dim", Off::Null),
+    ("class_embed_type", Off::Null),
+    ("dual_cross_attention", Off::False),
+    ("time_cond_proj_dim", Off::Null),
+    ("projection_class_embeddings_input_dim", Off::Null),
+    ("class_embeddings_concat", Off::False),
+    ("cross_attention_norm", Off::Null),
+    ("attention_type", Off::Str("default")),
+    ("time_embedding_type", Off::Str("positional")),
 ];
 
 /// Keys that only configure blocks this port does not build (IF's), and so change nothing here.
@@ -243,7 +271,7 @@ impl UNet2DConditionConfig {
     pub fn check(&self, source: &str) -> crate::Result<()> {
         for (key, value) in &self.other {
             if let Some((_, off)) = UNSUPPORTED_UNLESS.iter().find(|(k, _)| k == key) {
-                if value.to_string() != *off {
+                if !off.matches(value) {
                     return Err(InputError::new(source, key.as_str(), format!("{value} is not supported by this port (only {off})")).into());
                 }
             } else if !key.starts_with('_') && !INERT.contains(&key.as_str()) {
