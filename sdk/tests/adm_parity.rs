@@ -135,3 +135,22 @@ fn cosine_schedule_matches_guided_diffusion() {
         assert!((s.t_of_lambda(s.lambda(t)) - t).abs() < 1e-11);
     }
 }
+
+#[test]
+fn linear_schedules() {
+    // guided-diffusion's linear schedule: DDPM's 1e-4 .. 0.02, scaled by 1000 / N.
+    let s = BetaSchedule::guided_diffusion_linear(1000).unwrap();
+    assert_eq!((s.betas()[0], s.betas()[999]), (1e-4, 0.02));
+    let s4 = BetaSchedule::guided_diffusion_linear(4000).unwrap();
+    assert!((s4.betas()[0] - 2.5e-5).abs() < 1e-18 && (s4.betas()[3999] - 0.005).abs() < 1e-15);
+    // Stable Diffusion's scaled-linear: linear in sqrt(beta).
+    let sd = BetaSchedule::scaled_linear(1000, 0.00085, 0.012).unwrap();
+    assert!((sd.betas()[0] - 0.00085).abs() < 1e-15 && (sd.betas()[999] - 0.012).abs() < 1e-15);
+    let mid = (0.00085f64.sqrt() + (0.012f64.sqrt() - 0.00085f64.sqrt()) * 500.0 / 999.0).powi(2);
+    assert!((sd.betas()[500] - mid).abs() < 1e-15);
+    for sch in [&s, &s4, &sd] {
+        assert!(sch.lambdas().windows(2).all(|w| w[0] < w[1]), "lambda increases with the timestep");
+    }
+    assert!(BetaSchedule::from_betas(vec![0.1]).is_err());
+    assert!(BetaSchedule::from_betas(vec![0.1, 1.0]).is_err());
+}

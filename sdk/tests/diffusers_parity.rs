@@ -270,3 +270,31 @@ fn unet2dcond_refuses_if_features() {
     let line = e.downcast_ref::<boot_sdk::InputError>().expect("an input error").to_string();
     assert!(line.starts_with("if/config.json: ") && line.contains("not supported"), "{line}");
 }
+
+#[test]
+fn activations() {
+    let x = Tensor::new(&[-3f64, -0.5, 0.0, 0.7, 4.0], &Device::Cpu).unwrap();
+    let v: Vec<f64> = x.to_vec1().unwrap();
+    let erf = |z: f64| {
+        // Abramowitz-Stegun 7.1.26 is too coarse here; integrate exp(-s^2) instead (Simpson, 2000 panels).
+        let n = 2000;
+        let h = z / n as f64;
+        let f = |s: f64| (-s * s).exp();
+        let sum: f64 = (0..=n).map(|i| f(i as f64 * h) * if i == 0 || i == n { 1.0 } else if i % 2 == 1 { 4.0 } else { 2.0 }).sum();
+        2.0 / std::f64::consts::PI.sqrt() * sum * h / 3.0
+    };
+    let expect: [(&str, Box<dyn Fn(f64) -> f64>); 4] = [
+        ("silu", Box::new(|z: f64| z / (1.0 + (-z).exp()))),
+        ("gelu", Box::new(move |z: f64| 0.5 * z * (1.0 + erf(z / std::f64::consts::SQRT_2)))),
+        ("mish", Box::new(|z: f64| z * (1.0 + z.exp()).ln().tanh())),
+        ("relu", Box::new(|z: f64| z.max(0.0))),
+    ];
+    for (name, f) in expect {
+        let got: Vec<f64> = Activation::from_name(name).unwrap().forward(&x).unwrap().to_vec1().unwrap();
+        for (g, z) in got.iter().zip(&v) {
+            assert!((g - f(*z)).abs() < 1e-9, "{name}({z}) = {g}, expected {}", f(*z));
+        }
+    }
+    assert_eq!(Activation::from_name("swish").unwrap(), Activation::Silu);
+    assert!(Activation::from_name("tanh").unwrap_err().to_string().contains("unknown activation"));
+}
