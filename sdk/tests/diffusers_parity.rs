@@ -283,7 +283,8 @@ fn activations() {
         let sum: f64 = (0..=n).map(|i| f(i as f64 * h) * if i == 0 || i == n { 1.0 } else if i % 2 == 1 { 4.0 } else { 2.0 }).sum();
         2.0 / std::f64::consts::PI.sqrt() * sum * h / 3.0
     };
-    let expect: [(&str, Box<dyn Fn(f64) -> f64>); 4] = [
+    type Reference = Box<dyn Fn(f64) -> f64>;
+    let expect: [(&str, Reference); 4] = [
         ("silu", Box::new(|z: f64| z / (1.0 + (-z).exp()))),
         ("gelu", Box::new(move |z: f64| 0.5 * z * (1.0 + erf(z / std::f64::consts::SQRT_2)))),
         ("mish", Box::new(|z: f64| z * (1.0 + z.exp()).ln().tanh())),
