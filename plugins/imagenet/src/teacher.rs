@@ -28,13 +28,12 @@ impl AdmTeacherConfig {
         let schedule = Arc::new(self.beta_schedule()?);
         self.check_labels()?;
         let path = ctx.base_dir.join(&self.checkpoint);
-        let tensors = read_checkpoint(&path, self.state_dict_key.as_deref())?;
-        let kept = tensors.clone();
-        let unet = boot_sdk::nn::load_strict(&path.display().to_string(), tensors, ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
-        let mut weights = HashMap::with_capacity(kept.len());
-        for (k, v) in kept {
+        // Moved to the run's device and dtype once: the network and the copy kept for the student share them.
+        let mut weights = HashMap::new();
+        for (k, v) in read_checkpoint(&path, self.state_dict_key.as_deref())? {
             weights.insert(k, v.to_device(&ctx.device)?.to_dtype(ctx.dtype)?);
         }
+        let unet = boot_sdk::nn::load_strict(&path.display().to_string(), weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
         let num_classes = self.class_cond.then_some(self.num_classes);
         let denoiser = AdmDenoiser::new(unet, schedule, self.prediction, self.null_class, num_classes, self.rescale_timesteps);
         Ok(AdmTeacher { denoiser, weights: Arc::new(weights), config: self.clone(), dtype: ctx.dtype, device: ctx.device.clone() })
