@@ -1,3 +1,30 @@
-//! Analytic plugin.
-fn register(r: &mut boot_sdk::plugin::Registrar) { r.teacher("analytic", "x"); }
+//! The `analytic` plugin: a teacher whose data distribution is a Gaussian mixture, so its denoiser, density
+//! and modes are exact (ground truth for every test of the BOOT loop), and `analytic-unet`, a small UNet
+//! student trained from scratch.
+//!
+//! - [`mixture`]: the mixture (built-in procedural images or a safetensors file) and its exact formulas;
+//! - [`teacher`]: `[teacher] kind = "analytic"`;
+//! - [`student`]: `[student] kind = "analytic-unet"`.
+
+mod blocks;
+mod conv;
+mod cpu;
+pub mod mixture;
+mod norm;
+mod patterns;
+pub mod student;
+pub mod teacher;
+#[cfg(test)]
+mod testing;
+
+pub use mixture::Mixture;
+pub use student::{AnalyticUnet, AnalyticUnetConfig};
+pub use teacher::{AnalyticTeacher, AnalyticTeacherConfig};
+
+/// Names what the plugin adds; the components themselves are selected through their typetag-registered configs.
+fn register(r: &mut boot_sdk::plugin::Registrar) {
+    r.teacher("analytic", "exact denoiser and density of a Gaussian mixture (built-in procedural images or a safetensors file), optionally class-conditional");
+    r.student("analytic-unet", "small channels-last UNet with a global bottleneck MLP, trained from scratch, conditioned on t, class and w");
+}
+
 boot_sdk::declare_plugin!("analytic", register);
