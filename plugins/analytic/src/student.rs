@@ -50,7 +50,7 @@ impl Default for AnalyticUnetConfig {
 impl AnalyticUnetConfig {
     /// Checks the config against the image shape `[C, H, W]`.
     fn validate(&self, shape: [usize; 3]) -> boot_sdk::Result<()> {
-        let err = |key: &str, message: String| -> boot_sdk::Result<()> { Err(InputError::new("", format!("student.{key}"), message).into()) };
+        let err = |key: &str, message: String| -> boot_sdk::Result<()> { Err(InputError::config(format!("student.{key}"), message).into()) };
         if self.channel_mult.is_empty() || self.channel_mult.contains(&0) {
             return err("channel_mult", format!("needs one or more positive multipliers, found {:?}", self.channel_mult));
         }
