@@ -16,5 +16,12 @@ pub fn parse_device(spec: &str) -> boot_sdk::Result<Device> {
     if !cfg!(feature = "cuda") {
         return Err(InputError::config("run.device", format!("`{spec}`: this build has no CUDA support (build with `--features cuda`)")).into());
     }
-    Device::new_cuda(ordinal).map_err(|e| InputError::config("run.device", format!("`{spec}`: no usable CUDA device ({e})")).into())
+    Device::new_cuda(ordinal).map_err(|e| {
+        // candle attaches a backtrace when RUST_BACKTRACE is set; the refusal stays one line.
+        let e = match e {
+            boot_sdk::candle::Error::WithBacktrace { inner, .. } => *inner,
+            e => e,
+        };
+        InputError::config("run.device", format!("`{spec}`: no usable CUDA device ({e})")).into()
+    })
 }
