@@ -128,14 +128,18 @@ impl EdmDenoiser {
     /// `D(x; sigma, class_labels)` as the official wrapper's `forward`: `x [N, C, H, W]`, `sigma` one per
     /// sample (or one for all), `class_labels [N, label_dim]` (`None` = all-zero rows, unconditional);
     /// `extra` is added to the network's label embedding (BOOT students).
+    ///
+    /// For a half-precision `x` the noise labels, class labels and the embedding stay in `f32`
+    /// ([`boot_sdk::nn::embedding_dtype`]); the body and the output are in `x`'s dtype.
     pub fn forward(&self, x: &Tensor, sigma: &[f64], class_labels: Option<&Tensor>, extra: Option<&Tensor>) -> Result<Tensor> {
-        let c = self.coefficient_tensors(sigma, x.dtype(), x.device())?;
+        let (dtype, work) = (x.dtype(), boot_sdk::nn::embedding_dtype(x.dtype()));
+        let c = self.coefficient_tensors(sigma, work, x.device())?;
         let labels = match (self.label_dim(), class_labels) {
             (0, _) => None,
-            (_, Some(l)) => Some(l.to_dtype(x.dtype())?),
-            (l, None) => Some(Tensor::zeros((1, l), x.dtype(), x.device())?),
+            (_, Some(l)) => Some(l.to_dtype(work)?),
+            (l, None) => Some(Tensor::zeros((1, l), work, x.device())?),
         };
-        let f = self.net.forward(&x.broadcast_mul(&c.c_in)?, &c.c_noise, labels.as_ref(), extra)?;
-        x.broadcast_mul(&c.c_skip)? + f.broadcast_mul(&c.c_out)?
+        let f = self.net.forward(&x.broadcast_mul(&c.c_in.to_dtype(dtype)?)?, &c.c_noise, labels.as_ref(), extra)?;
+        x.broadcast_mul(&c.c_skip.to_dtype(dtype)?)? + f.broadcast_mul(&c.c_out.to_dtype(dtype)?)?
     }
 }

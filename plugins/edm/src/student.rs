@@ -149,7 +149,9 @@ impl Student for EdmStudent {
             return Err(boot_sdk::anyhow::anyhow!("edm-student: {} times for a batch of {n}", times.len()));
         }
         let sigma_t: Vec<f64> = times.sigma.iter().zip(&times.alpha).map(|(s, a)| (s / a).max(1e-6)).collect();
-        let c_noise = self.denoiser.coefficient_tensors(&sigma_t, dtype, device)?.c_noise;
+        // The embeddings are computed in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
+        let work = boot_sdk::nn::embedding_dtype(dtype);
+        let c_noise = self.denoiser.coefficient_tensors(&sigma_t, work, device)?.c_noise;
         let net = self.denoiser.network();
         let mut extra = self.map_time.forward(&net.embed_noise(&c_noise)?)?;
         if let Some(mw) = &self.map_w {
@@ -157,7 +159,7 @@ impl Student for EdmStudent {
             if w.len() != n {
                 return Err(boot_sdk::anyhow::anyhow!("edm-student: {} guidance weights for a batch of {n}", w.len()));
             }
-            let wt = Tensor::from_vec(w.to_vec(), n, device)?.to_dtype(dtype)?;
+            let wt = Tensor::from_vec(w.to_vec(), n, device)?.to_dtype(work)?;
             extra = (extra + mw.forward(&self.w_embedding.forward(&wt)?)?)?;
         }
         let scale = (1.0 + self.sigma_max * self.sigma_max).sqrt();

@@ -124,7 +124,8 @@ impl AdmStudent {
 impl Student for AdmStudent {
     fn forward(&self, eps: &Tensor, times: &Times, cond: &Cond, w: Option<&[f64]>) -> boot_sdk::Result<Tensor> {
         let n = eps.dim(0)?;
-        let (dtype, device) = (eps.dtype(), eps.device());
+        // The embeddings are computed in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
+        let (dtype, device) = (boot_sdk::nn::embedding_dtype(eps.dtype()), eps.device());
         if times.len() != n {
             return Err(boot_sdk::anyhow::anyhow!("adm-student: {} times for a batch of {n}", times.len()));
         }

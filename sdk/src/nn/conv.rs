@@ -72,12 +72,17 @@ impl Conv2d {
         &self.cfg
     }
 
-    /// Applies the layer to `x` (`[B, C_in, H, W]`).
+    /// Applies the layer to `x` (`[B, C_in, H, W]`). The weights are cast to `x`'s dtype (a no-op when they
+    /// match), so `f32` master weights run in `bf16` for a `bf16` input, as [`super::Linear`] does.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let w_pad = self.cfg.kernel / 2;
         let f_pad = self.filter.as_ref().map(|f| f.default_padding()).unwrap_or(0);
+        let weight = match &self.weight {
+            Some(w) => Some(w.to_dtype(x.dtype())?),
+            None => None,
+        };
         let mut x = x.clone();
-        match (&self.weight, &self.filter) {
+        match (&weight, &self.filter) {
             (Some(w), Some(f)) if self.cfg.fused_resample && self.cfg.up => {
                 x = f.upsample(&x, w_pad + f_pad)?;
                 x = x.conv2d(w, 0, 1, 1, 1)?;
@@ -96,7 +101,7 @@ impl Conv2d {
             }
         }
         match &self.bias {
-            Some(b) => x.broadcast_add(&b.reshape((1, (), 1, 1))?),
+            Some(b) => x.broadcast_add(&b.to_dtype(x.dtype())?.reshape((1, (), 1, 1))?),
             None => Ok(x),
         }
     }

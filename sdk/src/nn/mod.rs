@@ -54,3 +54,16 @@ pub use positional::{PositionalEmbedding, SinusoidOrder};
 pub use resample::ResampleFilter;
 pub use strict::load_strict;
 pub use unet_block::{UNetBlock, UNetBlockConfig};
+
+/// The dtype a network computes its conditioning in (timestep and noise-level sinusoids, the embedding MLP,
+/// label and student embeddings) when its body runs in `dtype`: `f32` for a half-precision body (`bf16`,
+/// `f16`; as PyTorch's autocast and guided-diffusion's `use_fp16` keep these in `f32`: a `bf16` timestep
+/// such as 999 is only good to 4 steps), else `dtype` itself. Blocks cast the embedding's projections to
+/// their input's dtype, so `f32` and `f64` networks are unchanged.
+pub fn embedding_dtype(dtype: crate::candle::DType) -> crate::candle::DType {
+    use crate::candle::DType;
+    match dtype {
+        DType::BF16 | DType::F16 => DType::F32,
+        d => d,
+    }
+}

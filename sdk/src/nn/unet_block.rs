@@ -109,7 +109,8 @@ impl UNetBlock {
     pub fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
         let orig = x;
         let mut x = self.conv0.forward(&self.norm0.forward(x)?.silu()?)?;
-        let params = self.affine.forward(emb)?.unsqueeze(2)?.unsqueeze(3)?;
+        // The embedding may be wider than `x` (an `f32` embedding of a half-precision body): cast once here.
+        let params = self.affine.forward(emb)?.to_dtype(x.dtype())?.unsqueeze(2)?.unsqueeze(3)?;
         x = if self.cfg.adaptive_scale {
             let cout = self.cfg.out_channels;
             let scale = params.narrow(1, 0, cout)?;

@@ -83,7 +83,8 @@ impl ResBlock {
             x = x.avg_pool2d(2)?;
         }
         h = self.in_conv.forward(&h)?;
-        let emb_out = self.emb_layer.forward(&emb.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
+        // The embedding may be wider than `h` (an `f32` embedding of a half-precision body): cast once here.
+        let emb_out = self.emb_layer.forward(&emb.silu()?)?.to_dtype(h.dtype())?.unsqueeze(2)?.unsqueeze(3)?;
         h = if self.cfg.use_scale_shift_norm {
             let c = self.cfg.out_channels;
             let (scale, shift) = (emb_out.narrow(1, 0, c)?, emb_out.narrow(1, c, c)?);

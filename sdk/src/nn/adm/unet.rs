@@ -276,8 +276,11 @@ impl UNetModel {
     /// `timesteps` (`[N]`) are the raw step indices (fractional values allowed). `labels` is required for
     /// a class-conditional net; a `None` entry embeds to zeros (no label term). `extra` (`[N or 1,
     /// time_embed_dim]`) is added last (a BOOT student's target-time and guidance embeddings).
+    ///
+    /// The embedding is computed in [`crate::nn::embedding_dtype`] of the network's dtype (`f32` for a
+    /// half-precision network, whose blocks cast it): pass `timesteps` in `f32` (or wider) to keep them exact.
     pub fn embedding(&self, timesteps: &Tensor, labels: Option<&[Option<u32>]>, extra: Option<&Tensor>) -> crate::Result<Tensor> {
-        let dtype = self.dtype;
+        let dtype = crate::nn::embedding_dtype(self.dtype);
         let t_emb = self.timestep_embedding(&timesteps.to_dtype(dtype)?)?;
         let mut emb = self.time_embed_2.forward(&self.time_embed_0.forward(&t_emb)?.silu()?)?;
         match (&self.label_emb, labels) {
@@ -292,7 +295,7 @@ impl UNetModel {
             (None, None) => {}
         }
         if let Some(e) = extra {
-            emb = emb.broadcast_add(e)?;
+            emb = emb.broadcast_add(&e.to_dtype(dtype)?)?;
         }
         Ok(emb)
     }
