@@ -8,7 +8,8 @@
 # Locally (CPU, tiny configs, to check the script):  BENCH_CPU=1 bash bench/run_all.sh
 #
 # Writes into $OUT (the device tool's folder; default bench/results/run-<time>): peak.json,
-# boot-<config>.json, torch-<config>.json (eager and compile), summary.txt, run.log — 7 files.
+# boot-<config>.json, torch-<config>.json (eager and compile), check-cifar10.json, summary.txt, run.log — 8 files
+# (the device tool returns at most 8).
 # Wall-clock plan (BENCH_BUDGET_S, default 420 s): each stage gets a time budget and a hard timeout, and is
 # skipped when too little is left. Env overrides: BENCH_DTYPE (bf16), BENCH_STEPS (20), BENCH_WARMUP (8),
 # IMAGENET_BATCH (1024; halved on out-of-memory down to IMAGENET_MIN_BATCH, 16), CIFAR_BATCH (128),
@@ -94,6 +95,12 @@ boot_run() { # config batch min_batch plan timeout
   [ -z "$BB" ] && { echo "== boot $c: no boot-bench binary"; return 1; }
   stage "boot $c" "$to" "$BB" --device "$DEVICE" --config "$c" --dtype "$DTYPE" --batch "$b" --min-batch "$mb" \
     --steps "$STEPS" --warmup "$WARMUP" --time-budget "$(budget "$plan")" "${PEAK_ARG[@]}" --out "$OUT/boot-$c.json"
+  # bf16 failed before any number was written: f32 with TF32 instead, on what is left of the plan.
+  if [ "$DTYPE" = bf16 ] && [ ! -s "$OUT/boot-$c.json" ]; then
+    stage "boot $c (f32 + TF32 fallback)" "$to" "$BB" --device "$DEVICE" --config "$c" --dtype f32 --tf32 --batch "$b" \
+      --min-batch "$mb" --steps "$STEPS" --warmup "$WARMUP" --time-budget "$(budget $(( plan / 2 )))" "${PEAK_ARG[@]}" \
+      --label "bf16 run failed; f32 fallback" --out "$OUT/boot-$c.json"
+  fi
 }
 torch_run() { # config mode batch plan timeout
   local c=$1 m=$2 b=$3 plan=$4 to=$5
@@ -114,7 +121,13 @@ BCI=$(batch_of "$CI" "$CIFAR_BATCH")
 torch_run "$CI" eager "$BCI" 30 80
 # 4. torch.compile (compilation dominates its first step): CIFAR-10, then ImageNet-64 with what is left.
 torch_run "$CI" compile "$BCI" 60 150
-torch_run "$IN" compile "$BIN" $(( $(left) - 30 )) $(( $(left) - 10 ))
+torch_run "$IN" compile "$BIN" $(( $(left) - 75 )) $(( $(left) - 55 ))
+# 5. Same step on the GPU: core's step-0 loss (boot, f32) recomputed by the torch reference on the same
+# weights and inputs (CIFAR-10, batch 2; the ImageNet check was run on CPU, see bench/README.md).
+dump=/tmp/boot-bench-dump
+if [ -n "$BB" ] && stage "dump $CI" 40 "$BB" --device "$DEVICE" --config "$CI" --dtype f32 --batch 2 --dump "$dump"; then
+  stage "check $CI" 40 "$PY" bench/torch/boot_step.py --device "$DEVICE" --check "$dump" --out "$OUT/check-$CI.json"
+fi
 
 echo "== done after $(( $(date +%s) - T0 )) s"
 "$PY" bench/summarize.py "$OUT"

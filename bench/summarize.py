@@ -42,7 +42,7 @@ def main():
     if peak:
         lines.append(f"device: {get(peak, 'device', 'name')}; bf16 {peak['n']}^3 matmul peak {peak['tflops']:.0f} TFLOP/s (MFU denominator)")
     configs = sorted({os.path.basename(p).split("-", 1)[1][:-5] for p in glob.glob(os.path.join(root, "*-*.json"))
-                      if os.path.basename(p).startswith(("boot-", "torch-"))})
+                      if os.path.basename(p).startswith(("boot-", "torch-"))}, key=lambda c: ("tiny" in c, c))
     train_rows, infer_rows = [], []
     for c in configs:
         boot = load(os.path.join(root, f"boot-{c}.json")) or {}
@@ -72,9 +72,20 @@ def main():
                 lines.append(f"{c} {name}: cut short by the time budget ({get(d, 'timed_steps')} timed steps)")
             if get(d, "inference", "teacher_ddim", "extrapolated"):
                 lines.append(f"{c} {name}: DDIM timed over {get(d, 'inference', 'teacher_ddim', 'steps_timed')} steps, extrapolated")
+        lines.append(f"{c}: dtype boot {get(boot, 'dtype') or '-'}{' +tf32' if get(boot, 'tf32') else ''}, torch {get(torch_run, 'dtype') or '-'}; "
+                     f"boot first step {fmt(get(boot, 'first_step_s'))} s, torch compile first step {fmt(get(comp, 'first_step_s'))} s")
+        if get(boot, "train", "phases_mean_s"):
+            ph = boot["train"]["phases_mean_s"]
+            lines.append(f"{c}: boot phases s/step: " + ", ".join(f"{k} {v:.3f}" for k, v in ph.items()))
         if get(boot, "flops", "forward_per_sample_teacher") and get(torch_run, "flops", "forward_per_sample_teacher"):
             fb, ft = boot["flops"]["forward_per_sample_teacher"], torch_run["flops"]["forward_per_sample_teacher"]
             lines.append(f"{c}: forward GFLOP/sample (teacher): boot's count {fb / 1e9:.2f}, torch FlopCounterMode {ft / 1e9:.2f}")
+
+    for path in sorted(glob.glob(os.path.join(root, "check-*.json"))):
+        ck = load(path) or {}
+        lines.append(f"same step: {ck.get('config')} batch {ck.get('batch')}: core's step-0 loss {get(ck, 'boot', 'loss_total')} vs torch "
+                     f"{get(ck, 'torch', 'loss_total')}, relative difference {fmt(ck.get('rel_err_total'), '.1e')} "
+                     f"({'ok' if ck.get('ok') else 'MISMATCH'})")
 
     def table(head, rows):
         w = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]

@@ -329,13 +329,17 @@ struct Measured {
     phase_sum: Phases,
     losses: Vec<f32>,
     stopped_early: bool,
+    /// With [`TOO_SLOW`]: the batch whose steps fit the budget.
+    smaller_batch: Option<usize>,
 }
 
 /// Warm-up (at least one step), then timed windows of k steps (each holds one boundary step). With a
-/// budget: warm-up stops at 30% of it; when a window no longer fits in 75%, single steps are timed instead
-/// (one boundary and one other step suffice for an estimate); a first step longer than 40% of the budget
-/// stops the attempt with [`TOO_SLOW`].
-fn measure(b: &mut Built, cli: &Cli, batch: usize, k: u64, timed_steps: u64, left: &dyn Fn(f64) -> f64, m: &mut Measured) -> boot_sdk::Result<()> {
+/// budget: if three steps like the first would not fit in what is left of 75% of it, the attempt stops with
+/// [`TOO_SLOW`] and the largest halved batch (not below `min_batch`) whose steps would fit; warm-up stops at
+/// 30% of the budget; when a window no longer fits in 75%, one boundary step and one other step are timed
+/// instead (enough for an estimate).
+#[allow(clippy::too_many_arguments)]
+fn measure(b: &mut Built, cli: &Cli, batch: usize, min_batch: usize, k: u64, timed_steps: u64, left: &dyn Fn(f64) -> f64, m: &mut Measured) -> boot_sdk::Result<()> {
     let device = b.c.device.clone();
     let mut step = 0u64;
     while m.warmup < cli.warmup.max(1) {
@@ -344,8 +348,15 @@ fn measure(b: &mut Built, cli: &Cli, batch: usize, k: u64, timed_steps: u64, lef
         step += 1;
         m.warmup += 1;
         if m.first_step_s.is_none() {
-            m.first_step_s = Some(ph.total());
-            if left(0.6) < 0.0 {
+            let first = ph.total();
+            m.first_step_s = Some(first);
+            let rem = left(0.75);
+            if 3.0 * first > rem && batch / 2 >= min_batch {
+                let mut nb = batch / 2;
+                while nb / 2 >= min_batch && 3.0 * first * nb as f64 / batch as f64 > rem {
+                    nb /= 2;
+                }
+                m.smaller_batch = Some(nb);
                 anyhow::bail!(TOO_SLOW);
             }
         }
@@ -356,17 +367,17 @@ fn measure(b: &mut Built, cli: &Cli, batch: usize, k: u64, timed_steps: u64, lef
     let mut last = m.first_step_s.unwrap_or(0.0);
     while (m.windows.len() as u64) * k < timed_steps {
         if left(0.75) < last * k as f64 {
-            // A whole window would overrun the budget: time single steps until one boundary step and one other
-            // are measured (after the first), or the budget is gone.
+            // A whole window would overrun the budget: time one boundary step (the step index jumps to the next
+            // multiple of k; it only selects seeds and the boundary term) and then one other step.
             m.stopped_early = true;
-            loop {
+            step = step.next_multiple_of(k);
+            for _ in 0..2 {
                 let (ph, loss) = train_step(b, cli.seed, step, batch)?;
                 m.losses.push(loss);
                 m.phase_sum.add(&ph);
                 m.steps.push((step, ph.total()));
                 step += 1;
-                let has = |bnd: bool| m.steps.iter().skip(1).any(|(s, _)| (s % k == 0) == bnd);
-                if (has(true) && has(false)) || left(0.9) < ph.total() {
+                if left(0.95) < ph.total() {
                     break;
                 }
             }
@@ -520,39 +531,37 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     loop {
         tried.push(json!({ "batch": batch }));
         run = Measured::default();
-        let outcome = measure(&mut b, cli, batch, k, timed_steps, &left, &mut run);
+        // A panic inside the engine (rather than an error) ends this attempt like an error does.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| measure(&mut b, cli, batch, min_batch, k, timed_steps, &left, &mut run)))
+            .unwrap_or_else(|panic| {
+                let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                Err(anyhow::anyhow!("panic in a training step: {msg}"))
+            });
         let step = run.steps.len() as u64 + run.warmup;
-        let too_slow = match &outcome {
-            Ok(()) => false,
-            Err(e) => e.to_string() == TOO_SLOW,
-        };
+        let too_slow = matches!(&outcome, Err(e) if e.to_string() == TOO_SLOW);
         match outcome {
             Ok(()) => break,
             Err(e) if (too_slow || is_oom(&e)) && batch / 2 >= min_batch => {
+                let next = run.smaller_batch.unwrap_or(batch / 2);
                 let why = if too_slow { "too slow for the time budget" } else { "out of memory" };
-                eprintln!("boot-bench: batch {batch}: {why} at step {step}; trying {}", batch / 2);
+                eprintln!("boot-bench: batch {batch}: {why} at step {step}; trying {next}");
                 if let Some(t) = tried.last_mut() {
                     t[if too_slow { "too_slow_at_step" } else { "oom_at_step" }] = json!(step);
                     t["first_step_s"] = json!(run.first_step_s);
                 }
-                batch /= 2;
-            }
-            Err(_) if too_slow => {
-                // The smallest batch allowed: keep what one step gave.
-                eprintln!("boot-bench: batch {batch}: slower than the time budget allows; reporting what was measured");
-                break;
+                batch = next;
             }
             Err(e) => return Err(e.context(format!("training step at batch {batch}"))),
         }
     }
-    let Measured { warmup: warmup_done, first_step_s, steps, windows, phase_sum, losses, stopped_early } = run;
+    let Measured { warmup: warmup_done, first_step_s, steps, windows, phase_sum, losses, stopped_early, .. } = run;
     let train_peak = watch.peak();
     // Headline: the median over windows of k steps; without a whole window (a budget cut), the mean of the
     // boundary and the other steps measured after the first, weighted 1 : k-1.
     let (step_s, timed, estimated) = if !windows.is_empty() {
         (median(&windows), windows.len() as u64 * k, false)
     } else {
-        let later: Vec<&(u64, f64)> = steps.iter().skip(1).collect();
+        let later: Vec<&(u64, f64)> = steps.iter().collect();
         let pick = |boundary: bool| -> Vec<f64> { later.iter().filter(|(s, _)| (s % k == 0) == boundary).map(|(_, t)| *t).collect() };
         let mean = |v: Vec<f64>| if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
         let (bnd, other) = (mean(pick(true)), mean(pick(false)));

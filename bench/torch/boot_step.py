@@ -431,7 +431,7 @@ class Setup:
 
 
 class MemPoll:
-    """Device-wide used memory (cudaMemGetInfo: total - free), polled every 5 ms in a thread, as boot-bench's
+    """Device-wide used memory (cudaMemGetInfo: total - free), polled every 10 ms in a thread, as boot-bench's
     cuMemGetInfo poller; plus the caching allocator's own peaks."""
 
     def __init__(self, device):
@@ -448,7 +448,7 @@ class MemPoll:
     def run(self):
         while not self.stop:
             self.peak = max(self.peak, self.used())
-            time.sleep(0.005)
+            time.sleep(0.01)
 
     def reset(self):
         if self.cuda:
@@ -460,7 +460,7 @@ class MemPoll:
         if not self.cuda:
             return {"method": "not measured on CPU"}
         mib = 1 / 2 ** 20
-        return {"method": "cudaMemGetInfo (total - free) polled every 5 ms: device-wide used memory",
+        return {"method": "cudaMemGetInfo (total - free) polled every 10 ms: device-wide used memory",
                 "peak_mib": self.peak * mib,
                 "torch_max_allocated_mib": torch.cuda.max_memory_allocated(self.device) * mib,
                 "torch_max_reserved_mib": torch.cuda.max_memory_reserved(self.device) * mib}
@@ -658,7 +658,8 @@ def check(args):
            "rel_err_bootstrap": rel(bootstrap, ref["loss_bootstrap"])}
     ok = res["rel_err_total"] < args.check_tol and res["rel_err_bootstrap"] < args.check_tol
     res["ok"] = ok
-    print(json.dumps(res, indent=1))
+    print(f"boot_step.py: check {ref['config']} batch {ref['batch']}: core's step-0 loss {ref['loss_total']:.7g}, torch {total:.7g}, "
+          f"relative difference {res['rel_err_total']:.1e} ({'ok' if ok else 'MISMATCH'})", file=sys.stderr, flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
