@@ -121,7 +121,8 @@ BCI=$(batch_of "$CI" "$CIFAR_BATCH")
 torch_run "$CI" eager "$BCI" 30 80
 # 4. torch.compile (compilation dominates its first step): CIFAR-10, then ImageNet-64 with what is left.
 torch_run "$CI" compile "$BCI" 60 150
-torch_run "$IN" compile "$BIN" $(( $(left) - 75 )) $(( $(left) - 55 ))
+plan=$(( $(left) - 75 )); [ "$plan" -lt 10 ] && plan=10
+torch_run "$IN" compile "$BIN" "$plan" $(( $(left) - 55 ))
 # 5. Same step on the GPU: core's step-0 loss (boot, f32) recomputed by the torch reference on the same
 # weights and inputs (CIFAR-10, batch 2; the ImageNet check was run on CPU, see bench/README.md).
 dump=/tmp/boot-bench-dump
