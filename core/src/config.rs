@@ -62,6 +62,10 @@ pub struct RunSection {
     /// Extra folders to search for plugins (the binary's own folder is always searched).
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
+    /// CPU threads for tensor work (0: one per core). On small models and busy machines one thread can be
+    /// faster than several.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl RunSection {

@@ -12,7 +12,8 @@ pub fn ode_mse(samples: &Tensor, reference: &Tensor) -> boot_sdk::Result<Vec<f64
     Ok(per.to_dtype(boot_sdk::candle::DType::F64)?.to_vec1::<f64>()?)
 }
 
-/// Share of the modes reachable under the batches' conditionings that received at least one sample.
+/// Share of the modes reachable under the batches' conditionings that received at least one sample (lying in
+/// the mode's typical region).
 pub fn mode_coverage(hit: &BTreeSet<usize>, reachable: &BTreeSet<usize>) -> f64 {
     if reachable.is_empty() {
         return 0.0;
@@ -35,7 +36,7 @@ impl MetricsAccumulator {
         self.ode_mse.extend(ode_mse(samples, reference)?);
         if let Some(d) = density {
             self.nll.extend(d.nll_per_dim(samples, cond)?);
-            self.hit.extend(d.mode_of(samples)?);
+            self.hit.extend(d.mode_of(samples)?.into_iter().flatten());
             self.reachable.extend(d.reachable_modes(cond)?);
         }
         Ok(())

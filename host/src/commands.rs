@@ -34,7 +34,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn with_config(path: &Path, f: impl FnOnce(RunConfig, RunContext) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let name = path.display().to_string();
     let typed = load_plugins_and_type(path);
-    typed.and_then(|(cfg, ctx, _)| f(cfg, ctx)).map_err(|e| name_source(e, &name))
+    typed
+        .and_then(|(cfg, ctx, _)| {
+            set_threads(cfg.run.threads);
+            f(cfg, ctx)
+        })
+        .map_err(|e| name_source(e, &name))
+}
+
+/// Applies `run.threads` before any tensor work starts the thread pools (an explicit `RAYON_NUM_THREADS`
+/// in the environment wins).
+fn set_threads(threads: usize) {
+    if threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // Still single-threaded here: no other thread reads the environment.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
 }
 
 fn load_plugins_and_type(path: &Path) -> anyhow::Result<(RunConfig, RunContext, Catalogue)> {

@@ -53,9 +53,10 @@ pub trait ExactDensity {
     /// Negative log-likelihood per dimension (nats) of each sample `[B, C, H, W]`, conditioned on `cond`
     /// where the distribution is conditional.
     fn nll_per_dim(&self, x0: &Tensor, cond: &Cond) -> crate::Result<Vec<f64>>;
-    /// Index of the mode (mixture component) each sample belongs to.
-    fn mode_of(&self, x0: &Tensor) -> crate::Result<Vec<usize>>;
-    /// Number of modes a sampler can reach given `cond` (all modes when unconditional).
+    /// The mode (mixture component) each sample lies in: the most likely one when the sample is inside its
+    /// typical region, `None` when it is in no mode's region (a blurry average of modes, say).
+    fn mode_of(&self, x0: &Tensor) -> crate::Result<Vec<Option<usize>>>;
+    /// Indices of the modes a sampler can reach given `cond` (all modes when unconditional).
     fn reachable_modes(&self, cond: &Cond) -> crate::Result<Vec<usize>>;
 }
 

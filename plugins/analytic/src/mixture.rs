@@ -247,8 +247,28 @@ impl Mixture {
         Ok(row_log_sum_exp(&logits)?.flatten_all()?.to_vec1::<f64>()?.into_iter().map(|l| l - norm).collect())
     }
 
+    /// RMS distance, in units of the component std, within which an image counts as lying in a component:
+    /// true samples sit at about 1 (the chi-square mean), an average of two distinct means far outside.
+    pub const MODE_RADIUS: f64 = 2.0;
+
+    /// The component each image of `x0` (`[B, C, H, W]`) lies in: the most likely one under the full mixture,
+    /// if the image's RMS distance to its mean is within [`Mixture::MODE_RADIUS`] stds; else `None`.
+    pub fn mode_of(&self, x0: &Tensor) -> boot_sdk::Result<Vec<Option<usize>>> {
+        let nearest = self.most_likely_component(x0)?;
+        let x = self.flat(x0)?;
+        let limit = (Self::MODE_RADIUS * self.std).powi(2);
+        nearest
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                let d2 = (x.get(i)? - self.means.get(k)?)?.sqr()?.mean_all()?.to_scalar::<f64>()?;
+                Ok((d2 <= limit).then_some(k))
+            })
+            .collect()
+    }
+
     /// The most likely component of each image of `x0` (`[B, C, H, W]`) under the full mixture.
-    pub fn mode_of(&self, x0: &Tensor) -> boot_sdk::Result<Vec<usize>> {
+    pub fn most_likely_component(&self, x0: &Tensor) -> boot_sdk::Result<Vec<usize>> {
         let b = x0.dim(0)?;
         let x = self.flat(x0)?;
         let s2 = self.std * self.std;

@@ -454,7 +454,7 @@ mod tests {
             if step % (steps / 8) == 0 {
                 let pred = net.forward(&eps_test, &Times::constant(&Cosine, t_min, 512), &cond_test, None)?;
                 let mse = (&pred - &y_test)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
-                let hits = density.mode_of(&pred)?.iter().zip(&modes_test).filter(|(a, b)| a == b).count();
+                let hits = density.mode_of(&pred)?.iter().zip(&modes_test).filter(|(a, b)| a.is_some() && a == b).count();
                 println!(
                     "step {step}: train loss {:.4}, held-out mse {mse:.4}, mode agreement {:.1}% ({:.0} s)",
                     loss.to_scalar::<f32>()?,

@@ -188,7 +188,7 @@ impl ExactDensity for AnalyticTeacher {
         Ok(self.mixture.log_density(x0, &prior)?.into_iter().map(|l| -l / d).collect())
     }
 
-    fn mode_of(&self, x0: &Tensor) -> boot_sdk::Result<Vec<usize>> {
+    fn mode_of(&self, x0: &Tensor) -> boot_sdk::Result<Vec<Option<usize>>> {
         self.mixture.mode_of(x0)
     }
 
@@ -297,7 +297,10 @@ mod tests {
         let far_nll = density.nll_per_dim(&far, &Cond::none())?;
         assert!(near_nll.iter().zip(&far_nll).all(|(n, f)| n + 10.0 < *f), "{near_nll:?} vs {far_nll:?}");
         let noisy = (&means + Tensor::randn(0f32, 0.1, means.shape(), &Device::Cpu)?)?;
-        assert_eq!(density.mode_of(&noisy)?, (0..8).collect::<Vec<_>>());
+        assert_eq!(density.mode_of(&noisy)?, (0..8).map(Some).collect::<Vec<_>>());
+        // The average of two means lies in neither mode.
+        let blend = ((means.narrow(0, 0, 1)? + means.narrow(0, 1, 1)?)? * 0.5)?;
+        assert_eq!(density.mode_of(&blend)?, vec![None]);
         // Conditioned on its own class a mean is 4 times as likely: its weight is 1/2 within the class, 1/8 overall.
         let own = Cond::classes((0..8).map(|k| Some(k % 4)).collect());
         let cond_nll = density.nll_per_dim(&means, &own)?;
