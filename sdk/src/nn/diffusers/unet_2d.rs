@@ -350,13 +350,16 @@ impl UNet2DModel {
         v
     }
 
-    /// The time features `t_emb` of `timesteps` (`[N]`): the sinusoid, or the Fourier features of `log(sigma)`.
+    /// The time features `t_emb` of `timesteps` (`[N]`): the sinusoid, or the Fourier features of `log(sigma)`,
+    /// in the model's dtype. As diffusers, they are computed from the timesteps in `f32` for a half-precision
+    /// model and then cast (a `bf16` timestep such as 999 would be off by one: [`crate::nn::embedding_dtype`]).
     pub fn time_features(&self, timesteps: &Tensor) -> Result<Tensor> {
-        let t = timesteps.to_dtype(self.dtype)?;
+        let t = timesteps.to_dtype(crate::nn::embedding_dtype(self.dtype))?;
         match &self.time_proj {
             TimeProj::Positional(p) => p.forward(&t),
             TimeProj::Fourier(f) => f.forward(&t),
-        }
+        }?
+        .to_dtype(self.dtype)
     }
 
     /// The embedding the blocks receive: `time_embedding(t_emb) + class_embedding(labels) + extra`.

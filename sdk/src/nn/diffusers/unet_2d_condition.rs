@@ -453,9 +453,10 @@ impl UNet2DConditionModel {
         v
     }
 
-    /// The sinusoid `t_emb` of `timesteps` (`[N]`).
+    /// The sinusoid `t_emb` of `timesteps` (`[N]`) in the model's dtype, computed from the timesteps in `f32`
+    /// for a half-precision model as diffusers does ([`crate::nn::embedding_dtype`]).
     pub fn time_features(&self, timesteps: &Tensor) -> Result<Tensor> {
-        self.time_proj.forward(&timesteps.to_dtype(self.dtype)?)
+        self.time_proj.forward(&timesteps.to_dtype(crate::nn::embedding_dtype(self.dtype))?)?.to_dtype(self.dtype)
     }
 
     /// The embedding the blocks receive: `act(time_embedding(t_emb) + class_embedding(labels) + extra)`
