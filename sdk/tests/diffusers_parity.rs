@@ -1,6 +1,7 @@
 //! Parity of `boot_sdk::nn::diffusers` with diffusers' official outputs in `tests/fixtures/diffusers`
 //! (see its README): `||out - ref_f32|| / ||ref_f32|| <= 1e-4` in f32, and the f64 port against the float64
-//! ground truth. Run with `--nocapture` to see the numbers.
+//! ground truth. Run with `--nocapture` to see the numbers. The f32 runs go to `BOOT_TEST_DEVICE` in
+//! `BOOT_TEST_DTYPE` (`common/device.rs`); the f64 runs stay on the CPU.
 
 mod common;
 
@@ -37,14 +38,16 @@ fn resnet_blocks() {
     for name in ["resnetblock2d_shortcut", "resnetblock2d_scaleshift"] {
         let m = io(FAMILY, name);
         let cfg = resnet_config(name);
-        for dtype in [DType::F32, DType::F64] {
-            let block = load(FAMILY, name, dtype, |vb| ResnetBlock2D::new(vb, cfg));
-            let y = block.forward(&cast(t(&m, "x"), dtype), Some(&cast(t(&m, "temb"), dtype))).unwrap();
-            match dtype {
-                DType::F32 => check(name, &y, t(&m, "y_f32"), t(&m, "y_f64")),
-                _ => check_f64(name, &y, t(&m, "y_f64"), 1e-10),
-            }
+        let block = load_f64(FAMILY, name, |vb| ResnetBlock2D::new(vb, cfg));
+        let y = block.forward(&cast(t(&m, "x"), DType::F64), Some(&cast(t(&m, "temb"), DType::F64))).unwrap();
+        check_f64(name, &y, t(&m, "y_f64"), 1e-10);
+        if skip_without_conv(name) {
+            continue;
         }
+        let block = load(FAMILY, name, |vb| ResnetBlock2D::new(vb, cfg));
+        // diffusers' blocks take `temb` in the model's dtype (UNet2DModel casts `t_emb` to it).
+        let y = block.forward(&dev(t(&m, "x")), Some(&dev(t(&m, "temb")))).unwrap();
+        check(name, &y, t(&m, "y_f32"), t(&m, "y_f64"));
     }
 }
 
@@ -55,13 +58,10 @@ fn spatial_attention() {
     assert_eq!((kw["heads"].as_u64(), kw["dim_head"].as_u64()), (Some(4), Some(8)));
     let cfg = AttentionConfig::spatial(32, 8, Some(8), 1e-5, 1.0).unwrap();
     let m = io(FAMILY, name);
-    for dtype in [DType::F32, DType::F64] {
-        let y = load(FAMILY, name, dtype, |vb| Attention::new(vb, cfg)).forward(&cast(t(&m, "x"), dtype), None).unwrap();
-        match dtype {
-            DType::F32 => check(name, &y, t(&m, "y_f32"), t(&m, "y_f64")),
-            _ => check_f64(name, &y, t(&m, "y_f64"), 1e-10),
-        }
-    }
+    let y = load(FAMILY, name, |vb| Attention::new(vb, cfg)).forward(&dev(t(&m, "x")), None).unwrap();
+    check(name, &y, t(&m, "y_f32"), t(&m, "y_f64"));
+    let y = load_f64(FAMILY, name, |vb| Attention::new(vb, cfg)).forward(&cast(t(&m, "x"), DType::F64), None).unwrap();
+    check_f64(name, &y, t(&m, "y_f64"), 1e-10);
 }
 
 /// The deprecated attention-block names (`query`, `key`, `value`, `proj_attn`) load to the same layer.
@@ -78,24 +78,25 @@ fn spatial_attention_legacy_keys() {
         .collect();
     assert!(renamed.contains_key("proj_attn.weight"));
     let cfg = AttentionConfig::spatial(32, 8, Some(8), 1e-5, 1.0).unwrap();
-    let attn = load_strict("legacy", renamed, DType::F32, &Device::Cpu, |vb| Ok(Attention::new(vb, cfg)?)).expect("legacy keys load");
+    let attn = load_strict("legacy", renamed, test_dtype(), &test_device(), |vb| Ok(Attention::new(vb, cfg)?)).expect("legacy keys load");
     let m = io(FAMILY, name);
-    check("attention_spatial (legacy keys)", &attn.forward(t(&m, "x"), None).unwrap(), t(&m, "y_f32"), t(&m, "y_f64"));
+    check("attention_spatial (legacy keys)", &attn.forward(&dev(t(&m, "x")), None).unwrap(), t(&m, "y_f32"), t(&m, "y_f64"));
 }
 
 #[test]
 fn resamplers() {
-    let m = io(FAMILY, "downsample2d_conv");
-    let d = load(FAMILY, "downsample2d_conv", DType::F32, |vb| Downsample2D::new(vb, 16, true, 16, 1));
-    check("downsample2d_conv", &d.forward(t(&m, "x")).unwrap(), t(&m, "y_f32"), t(&m, "y_f64"));
-    let d64 = load(FAMILY, "downsample2d_conv", DType::F64, |vb| Downsample2D::new(vb, 16, true, 16, 1));
-    check_f64("downsample2d_conv", &d64.forward(&cast(t(&m, "x"), DType::F64)).unwrap(), t(&m, "y_f64"), 1e-10);
-
-    let m = io(FAMILY, "upsample2d_conv");
-    let u = load(FAMILY, "upsample2d_conv", DType::F32, |vb| Upsample2D::new(vb, 16, true, 16));
-    check("upsample2d_conv", &u.forward(t(&m, "x")).unwrap(), t(&m, "y_f32"), t(&m, "y_f64"));
-    let u64 = load(FAMILY, "upsample2d_conv", DType::F64, |vb| Upsample2D::new(vb, 16, true, 16));
-    check_f64("upsample2d_conv", &u64.forward(&cast(t(&m, "x"), DType::F64)).unwrap(), t(&m, "y_f64"), 1e-10);
+    let (md, mu) = (io(FAMILY, "downsample2d_conv"), io(FAMILY, "upsample2d_conv"));
+    let d64 = load_f64(FAMILY, "downsample2d_conv", |vb| Downsample2D::new(vb, 16, true, 16, 1));
+    check_f64("downsample2d_conv", &d64.forward(&cast(t(&md, "x"), DType::F64)).unwrap(), t(&md, "y_f64"), 1e-10);
+    let u64 = load_f64(FAMILY, "upsample2d_conv", |vb| Upsample2D::new(vb, 16, true, 16));
+    check_f64("upsample2d_conv", &u64.forward(&cast(t(&mu, "x"), DType::F64)).unwrap(), t(&mu, "y_f64"), 1e-10);
+    if skip_without_conv("resamplers") {
+        return;
+    }
+    let d = load(FAMILY, "downsample2d_conv", |vb| Downsample2D::new(vb, 16, true, 16, 1));
+    check("downsample2d_conv", &d.forward(&dev(t(&md, "x"))).unwrap(), t(&md, "y_f32"), t(&md, "y_f64"));
+    let u = load(FAMILY, "upsample2d_conv", |vb| Upsample2D::new(vb, 16, true, 16));
+    check("upsample2d_conv", &u.forward(&dev(t(&mu, "x"))).unwrap(), t(&mu, "y_f32"), t(&mu, "y_f64"));
 }
 
 #[test]
@@ -121,22 +122,21 @@ fn attn_down_block() {
         attention: BlockAttentionKind::Spatial { head_dim: u("attention_head_dim") },
     };
     let m = io(FAMILY, name);
-    for dtype in [DType::F32, DType::F64] {
-        let block = load(FAMILY, name, dtype, |vb| DownBlock2D::new(vb, &cfg));
-        let (y, res) = block.forward(&cast(t(&m, "x"), dtype), Some(&cast(t(&m, "temb"), dtype)), None).unwrap();
-        assert_eq!(res.len(), 2);
-        assert_eq!(diff(&res[1], &y).1, 0.0, "the last skip output is the block's output");
-        match dtype {
-            DType::F32 => {
-                check(&format!("{name} res_0"), &res[0], t(&m, "res_0_f32"), t(&m, "res_0_f64"));
-                check(&format!("{name} y"), &y, t(&m, "y_f32"), t(&m, "y_f64"));
-            }
-            _ => {
-                check_f64(&format!("{name} res_0"), &res[0], t(&m, "res_0_f64"), 1e-10);
-                check_f64(&format!("{name} y"), &y, t(&m, "y_f64"), 1e-10);
-            }
-        }
+    let block = load_f64(FAMILY, name, |vb| DownBlock2D::new(vb, &cfg));
+    let (y, res) = block.forward(&cast(t(&m, "x"), DType::F64), Some(&cast(t(&m, "temb"), DType::F64)), None).unwrap();
+    assert_eq!(res.len(), 2);
+    assert_eq!(diff(&res[1], &y).1, 0.0, "the last skip output is the block's output");
+    check_f64(&format!("{name} res_0"), &res[0], t(&m, "res_0_f64"), 1e-10);
+    check_f64(&format!("{name} y"), &y, t(&m, "y_f64"), 1e-10);
+    if skip_without_conv(name) {
+        return;
     }
+    let block = load(FAMILY, name, |vb| DownBlock2D::new(vb, &cfg));
+    let (y, res) = block.forward(&dev(t(&m, "x")), Some(&dev(t(&m, "temb"))), None).unwrap();
+    assert_eq!(res.len(), 2);
+    assert_eq!(diff(&res[1], &y).1, 0.0, "the last skip output is the block's output");
+    check(&format!("{name} res_0"), &res[0], t(&m, "res_0_f32"), t(&m, "res_0_f64"));
+    check(&format!("{name} y"), &y, t(&m, "y_f32"), t(&m, "y_f64"));
 }
 
 fn unet_config(name: &str) -> UNet2DConfig {
@@ -151,15 +151,26 @@ fn unet_config(name: &str) -> UNet2DConfig {
 fn unet_parity(name: &str, f64_tol: f64) {
     let cfg = unet_config(name);
     let m = io(FAMILY, name);
-    let (x, ts) = (t(&m, "sample"), t(&m, "timestep"));
+    unet_f64(name, &cfg, &m, f64_tol);
+    let (x, ts) = (&dev(t(&m, "sample")), &dev_cond(t(&m, "timestep")));
     let y = m.get("class_labels").map(labels);
-    let net = load(FAMILY, name, DType::F32, |vb| UNet2DModel::new(vb, &cfg));
+    let net = load(FAMILY, name, |vb| UNet2DModel::new(vb, &cfg));
     let order = trace_modules(&config(FAMILY, name));
     assert_eq!(net.module_order(), order);
 
-    check(&format!("{name} t_emb"), &net.time_features(ts).unwrap(), t(&m, "t_emb_f32"), t(&m, "t_emb_f64"));
+    if is_bf16() && cfg.time_embedding_type == "fourier" {
+        eprintln!(
+            "NOTE {name}: a bf16 UNet2DModel stores GaussianFourierProjection.weight in bf16 (as diffusers' \
+             model.to(torch.bfloat16)); with |weight| up to ~50 the angles 2 pi ln(sigma) weight are off by radians \
+             and t_emb is wrong (rel. error 0.23): expected to fail until the weight stays f32"
+        );
+    }
+    check_net(&format!("{name} t_emb"), &net.time_features(ts).unwrap(), t(&m, "t_emb_f32"), t(&m, "t_emb_f64"));
     let emb = net.embedding(ts, y.as_deref(), None).unwrap();
-    check(&format!("{name} emb"), &emb, t(&m, "emb_f32"), t(&m, "emb_f64"));
+    check_net(&format!("{name} emb"), &emb, t(&m, "emb_f32"), t(&m, "emb_f64"));
+    if skip_without_conv(name) {
+        return;
+    }
     let mut traced = Vec::new();
     net.forward_with_embedding(x, &emb, &mut |n, h| {
         traced.push((n.to_string(), h.clone()));
@@ -168,11 +179,15 @@ fn unet_parity(name: &str, f64_tol: f64) {
     .unwrap();
     check_trace(name, &order, &traced, t(&m, "trace_stats_f32"), 1e-4);
     let out = net.forward(x, ts, y.as_deref(), None).unwrap();
-    check(&format!("{name} sample"), &out, t(&m, "sample_f32"), t(&m, "sample_f64"));
+    check_net(&format!("{name} sample"), &out, t(&m, "sample_f32"), t(&m, "sample_f64"));
+}
 
-    let net64 = load(FAMILY, name, DType::F64, |vb| UNet2DModel::new(vb, &cfg));
+/// The f64 port against the float64 ground truth (on the CPU).
+fn unet_f64(name: &str, cfg: &UNet2DConfig, m: &HashMap<String, Tensor>, f64_tol: f64) {
+    let (x, ts, y) = (t(m, "sample"), t(m, "timestep"), m.get("class_labels").map(labels));
+    let net64 = load_f64(FAMILY, name, |vb| UNet2DModel::new(vb, cfg));
     let out64 = net64.forward(&cast(x, DType::F64), &cast(ts, DType::F64), y.as_deref(), None).unwrap();
-    check_f64(&format!("{name} sample"), &out64, t(&m, "sample_f64"), f64_tol);
+    check_f64(&format!("{name} sample"), &out64, t(m, "sample_f64"), f64_tol);
 }
 
 #[test]
@@ -218,14 +233,15 @@ fn transformer2d_sd() {
         only_cross_attention: kw["only_cross_attention"].as_bool().unwrap(),
     };
     let m = io(FAMILY, name);
-    for dtype in [DType::F32, DType::F64] {
-        let t2d = load(FAMILY, name, dtype, |vb| Transformer2DModel::new(vb, &cfg));
-        let y = t2d.forward(&cast(t(&m, "x"), dtype), Some(&cast(t(&m, "encoder_hidden_states"), dtype))).unwrap();
-        match dtype {
-            DType::F32 => check(name, &y, t(&m, "y_f32"), t(&m, "y_f64")),
-            _ => check_f64(name, &y, t(&m, "y_f64"), 1e-10),
-        }
+    let t2d = load_f64(FAMILY, name, |vb| Transformer2DModel::new(vb, &cfg));
+    let y = t2d.forward(&cast(t(&m, "x"), DType::F64), Some(&cast(t(&m, "encoder_hidden_states"), DType::F64))).unwrap();
+    check_f64(name, &y, t(&m, "y_f64"), 1e-10);
+    if !cfg.use_linear_projection && skip_without_conv(name) {
+        return;
     }
+    let t2d = load(FAMILY, name, |vb| Transformer2DModel::new(vb, &cfg));
+    let y = t2d.forward(&dev(t(&m, "x")), Some(&dev(t(&m, "encoder_hidden_states")))).unwrap();
+    check(name, &y, t(&m, "y_f32"), t(&m, "y_f64"));
 }
 
 #[test]
@@ -240,12 +256,20 @@ fn unet2dcond_sd() {
     );
     let m = io(FAMILY, name);
     let (x, ts, ctx) = (t(&m, "sample"), t(&m, "timestep"), t(&m, "encoder_hidden_states"));
-    let net = load(FAMILY, name, DType::F32, |vb| UNet2DConditionModel::new(vb, &resolved));
+    let net64 = load_f64(FAMILY, name, |vb| UNet2DConditionModel::new(vb, &resolved));
+    let out64 = net64.forward(&cast(x, DType::F64), &cast(ts, DType::F64), &cast(ctx, DType::F64), None, None).unwrap();
+    check_f64(&format!("{name} sample"), &out64, t(&m, "sample_f64"), 1e-9);
+
+    let (x, ts, ctx) = (&dev(x), &dev_cond(ts), &dev(ctx));
+    let net = load(FAMILY, name, |vb| UNet2DConditionModel::new(vb, &resolved));
     let order = trace_modules(&config(FAMILY, name));
     assert_eq!(net.module_order(), order);
-    check(&format!("{name} t_emb"), &net.time_features(ts).unwrap(), t(&m, "t_emb_f32"), t(&m, "t_emb_f64"));
+    check_net(&format!("{name} t_emb"), &net.time_features(ts).unwrap(), t(&m, "t_emb_f32"), t(&m, "t_emb_f64"));
     let emb = net.embedding(ts, None, None).unwrap();
-    check(&format!("{name} emb"), &emb, t(&m, "emb_f32"), t(&m, "emb_f64"));
+    check_net(&format!("{name} emb"), &emb, t(&m, "emb_f32"), t(&m, "emb_f64"));
+    if skip_without_conv(name) {
+        return;
+    }
     let mut traced = Vec::new();
     let body = net
         .forward_with_embedding(x, &emb, ctx, &mut |n, h| {
@@ -256,11 +280,7 @@ fn unet2dcond_sd() {
     check_trace(name, &order, &traced, t(&m, "trace_stats_f32"), 1e-4);
     let out = net.forward(x, ts, ctx, None, None).unwrap();
     assert_eq!(diff(&out, &body).1, 0.0);
-    check(&format!("{name} sample"), &out, t(&m, "sample_f32"), t(&m, "sample_f64"));
-
-    let net64 = load(FAMILY, name, DType::F64, |vb| UNet2DConditionModel::new(vb, &resolved));
-    let out64 = net64.forward(&cast(x, DType::F64), &cast(ts, DType::F64), &cast(ctx, DType::F64), None, None).unwrap();
-    check_f64(&format!("{name} sample"), &out64, t(&m, "sample_f64"), 1e-9);
+    check_net(&format!("{name} sample"), &out, t(&m, "sample_f32"), t(&m, "sample_f64"));
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! the time mapping, the eps -> x0 conversion or the student's initialisation shows up as a diff.
 //! Times stay away from t = 1, where x0 of an eps model is amplified by 1 / alpha and the last digits
 //! would depend on the machine's float rounding.
+//!
+//! Always on the CPU in f32 (`BOOT_TEST_DEVICE` / `BOOT_TEST_DTYPE` do not apply): the snapshots are the CPU
+//! path's exact regression record, not a parity check with a tolerance.
 
 mod common;
 
@@ -36,7 +39,7 @@ fn summary(x: &Tensor) -> String {
 #[test]
 fn teacher_outputs() {
     let s = BetaSchedule::cosine(1000).unwrap();
-    let teacher = teacher(json!({ "null_class": "zero" }));
+    let teacher = teacher_in(&cpu_ctx(), json!({ "null_class": "zero" }));
     let x = noise(100, 4);
     let cond = Cond::classes(vec![Some(0), Some(3), None, Some(9)]);
     let x0 = teacher.denoise(&x, &times(&s, &[0.05, 0.3, 0.55, 0.8]), &cond).unwrap();
@@ -48,7 +51,7 @@ fn teacher_outputs() {
 #[test]
 fn fresh_student_outputs() {
     let s = BetaSchedule::cosine(1000).unwrap();
-    let b = build_student(json!({ "null_class": "zero" }), json!({}), true, 0.8, None);
+    let b = build_student_in(&cpu_ctx(), json!({ "null_class": "zero" }), json!({}), true, 0.8, None);
     let eps = noise(200, 4);
     let cond = Cond::classes(vec![Some(1), Some(1), Some(7), None]);
     let y = b.student.forward(&eps, &times(&s, &[0.0, 0.2, 0.5, 0.8]), &cond, Some(&[1.0, 2.0, 3.0, 5.0])).unwrap();

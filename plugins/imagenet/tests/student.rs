@@ -1,6 +1,9 @@
 //! The BOOT student built from the ADM teacher: a fresh student equals the teacher's denoiser at `t_max`
 //! for every target time and guidance weight, the teacher's weights are copied, the new embeddings start
 //! at zero and train.
+//!
+//! On `BOOT_TEST_DEVICE` (`common/device.rs`): the teacher in `BOOT_TEST_DTYPE`, the student's variables in
+//! f32, its input (and so its computation) in `BOOT_TEST_DTYPE`, as a mixed-precision run's.
 
 mod common;
 
@@ -14,6 +17,9 @@ use common::*;
 
 #[test]
 fn fresh_student_equals_teacher_at_t_max() {
+    if skip_without_conv("fresh_student_equals_teacher_at_t_max") {
+        return;
+    }
     let s = BetaSchedule::cosine(1000).unwrap();
     for (w_conditioned, t_max) in [(false, 0.99), (true, 0.99), (true, 0.9)] {
         let b = build_student(json!({ "null_class": "zero" }), json!({}), w_conditioned, t_max, Some("student"));
@@ -22,7 +28,7 @@ fn fresh_student_equals_teacher_at_t_max() {
         assert_eq!(vars, teacher.weights().len() + if w_conditioned { 4 } else { 2 }, "teacher parameters + the new embeddings");
         assert!(b.varmap.data().lock().unwrap().keys().all(|k| k.starts_with("student.")));
 
-        let e = noise(10, 4);
+        let e = dev(&noise(10, 4));
         let cond = Cond::classes(vec![Some(1), None, Some(9), Some(4)]);
         let reference = b.teacher.denoise(&e, &times(&s, &[t_max; 4]), &cond).unwrap();
         let ws = [1.0, 2.5, 4.0, 5.0];
@@ -37,10 +43,13 @@ fn fresh_student_equals_teacher_at_t_max() {
 
 #[test]
 fn teacher_timestep_override() {
+    if skip_without_conv("teacher_timestep_override") {
+        return;
+    }
     let b = build_student(json!({}), json!({ "teacher_timestep": 500.0 }), false, 0.99, None);
     let s = BetaSchedule::cosine(1000).unwrap();
     let at_500 = Times { t: vec![0.5; 2], alpha: vec![s.alpha_sigma_at(500.0).0; 2], sigma: vec![s.alpha_sigma_at(500.0).1; 2], lambda: vec![s.lambda_at(500.0); 2] };
-    let e = noise(0, 2);
+    let e = dev(&noise(0, 2));
     let cond = Cond::classes(vec![Some(0), Some(3)]);
     let y = b.student.forward(&e, &times(&s, &[0.1, 0.7]), &cond, None).unwrap();
     assert_eq!(max_abs(&y, &b.teacher.denoise(&e, &at_500, &cond).unwrap()), 0.0);
@@ -48,9 +57,12 @@ fn teacher_timestep_override() {
 
 #[test]
 fn student_trains_the_new_embeddings_and_the_copied_weights() {
+    if skip_without_conv("student_trains_the_new_embeddings_and_the_copied_weights") {
+        return;
+    }
     let b = build_student(json!({ "null_class": "zero" }), json!({}), true, 0.99, None);
     let s = BetaSchedule::cosine(1000).unwrap();
-    let e = noise(5, 2);
+    let e = dev(&noise(5, 2));
     let y = b.student.forward(&e, &times(&s, &[0.3, 0.8]), &Cond::classes(vec![Some(2), None]), Some(&[1.5, 3.0])).unwrap();
     let grads = y.sqr().unwrap().mean_all().unwrap().backward().unwrap();
     let data = b.varmap.data().lock().unwrap();
@@ -74,7 +86,7 @@ fn student_errors() {
     assert!(serde_json::from_value::<AdmStudentConfig>(json!({ "sigma_max": 1 })).is_err());
     let b = build_student(json!({}), json!({}), true, 0.99, None);
     let s = BetaSchedule::cosine(1000).unwrap();
-    let e = noise(0, 1);
+    let e = dev(&noise(0, 1));
     assert!(b.student.forward(&e, &times(&s, &[0.5]), &Cond::classes(vec![Some(1)]), None).is_err(), "a w-conditioned student needs w");
 
     let cfg = teacher_config(json!({}));

@@ -1,6 +1,8 @@
 //! The ADM teacher through the framework's contract: the official learned-variance model's x0 at its own
 //! timesteps, the lambda -> fractional timestep mapping, `.pt` and safetensors checkpoints, strict loading
 //! errors, labels and the null-class policies.
+//!
+//! Teachers are built on `BOOT_TEST_DEVICE` in `BOOT_TEST_DTYPE` (`common/device.rs`); inputs go there too.
 
 mod common;
 
@@ -12,6 +14,10 @@ use boot_sdk::nn::beta_schedule::BetaSchedule;
 use boot_sdk::serde_json::{self, json};
 use boot_sdk::{Cond, NoiseSchedule, TeacherConfig, Times};
 use common::*;
+
+/// bf16: the teacher's eps -> x0 conversion (in bf16, as the network's output) against the same in f32 from
+/// the same eps; measured on an H200: 3.3e-3.
+const BF16_X0_CONVERSION: f64 = 1e-2;
 
 fn adm(t: &dyn boot_sdk::Teacher) -> &AdmTeacher {
     t.as_any().downcast_ref::<AdmTeacher>().expect("an adm teacher")
@@ -33,17 +39,21 @@ fn eps_teacher_matches_official_pred_xstart() {
     let teacher = teacher(json!({}));
     assert_eq!(teacher.sample_shape(), [3, 16, 16]);
     assert_eq!(teacher.cond_spec().num_classes, Some(10));
+    if skip_without_conv("eps_teacher_matches_official_pred_xstart") {
+        return;
+    }
     let m = io();
     let s = BetaSchedule::cosine(1000).unwrap();
     let steps: Vec<f64> = f64v(&m["timesteps"]);
-    let x0 = teacher.denoise(&m["x"], &at_timesteps(&s, &steps), &fixture_labels(&m)).unwrap();
+    let x0 = teacher.denoise(&dev(&m["x"]), &at_timesteps(&s, &steps), &fixture_labels(&m)).unwrap();
+    assert_eq!((x0.dtype(), x0.device().location()), (test_dtype(), test_device().location()));
     // guided-diffusion's p_mean_variance(...)["pred_xstart"] (float32, clip_denoised=False), per sample: at
     // t = 999 the values reach 1e4 (sqrt(1 / alpha_bar) = 20291).
     let reference = &m["pmv_pred_xstart_f32"];
     for (i, step) in steps.iter().enumerate() {
         let rel = rel_err(&x0.get(i).unwrap(), &reference.get(i).unwrap());
-        println!("PARITY teacher x0 vs pmv_pred_xstart_f32 at timestep {step}: rel_err = {rel:.3e}");
-        assert!(rel <= 1e-4, "timestep {step}: {rel:e}");
+        println!("PARITY teacher x0 vs pmv_pred_xstart_f32 at timestep {step} [{:?}]: rel_err = {rel:.3e}", test_dtype());
+        assert!(rel <= tol(1e-4, BF16_REL_UNET), "timestep {step}: {rel:e}");
     }
 }
 
@@ -66,14 +76,21 @@ fn native_schedule_is_the_cosine_schedule_and_t_maps_to_timestep_t_times_999() {
 fn lambda_is_matched_to_a_fractional_timestep() {
     let teacher = teacher(json!({ "null_class": "zero" }));
     let den = adm(teacher.as_ref()).denoiser();
+    // Noise levels beyond the schedule clamp to its ends.
+    assert_eq!(den.timesteps_of_lambda(&[-50.0, 50.0]), vec![0.0, 999.0]);
+    if skip_without_conv("lambda_is_matched_to_a_fractional_timestep") {
+        return;
+    }
     let s = BetaSchedule::cosine(1000).unwrap();
     let x = noise(0, 4);
     let cond = Cond::classes(vec![Some(1), None, Some(5), Some(9)]);
     let steps = [41.5, 123.25, 500.0, 998.75];
+    // In f32 on the CPU: the definition, with the network's eps from the test device.
     let direct = {
-        let t = Tensor::new(&[41.5f32, 123.25, 500.0, 998.75], &Device::Cpu).unwrap();
+        let t = dev_cond(&Tensor::new(&[41.5f32, 123.25, 500.0, 998.75], &Device::Cpu).unwrap());
         let labels = den.label_ids(&cond, 4).unwrap();
-        let eps = den.unet().forward(&x, &t, labels.as_deref(), None).unwrap().narrow(1, 0, 3).unwrap();
+        let eps = den.unet().forward(&dev(&x), &t, labels.as_deref(), None).unwrap().narrow(1, 0, 3).unwrap();
+        let eps = eps.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
         let (a, sg): (Vec<f64>, Vec<f64>) = steps.iter().map(|&i| s.alpha_sigma_at(i)).unzip();
         let col = |v: Vec<f64>| Tensor::from_vec(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), (4, 1, 1, 1), &Device::Cpu).unwrap();
         let (a, sg) = (col(a), col(sg));
@@ -81,12 +98,10 @@ fn lambda_is_matched_to_a_fractional_timestep() {
     };
     // Times from any schedule with these lambdas, e.g. alpha and sigma given directly.
     let times = at_timesteps(&s, &steps);
-    let x0 = teacher.denoise(&x, &times, &cond).unwrap();
+    let x0 = teacher.denoise(&dev(&x), &times, &cond).unwrap();
     let rel = rel_err(&x0, &direct);
-    println!("teacher at fractional timesteps vs direct network call: rel_err = {rel:.3e}");
-    assert!(rel < 1e-5);
-    // Noise levels beyond the schedule clamp to its ends.
-    assert_eq!(den.timesteps_of_lambda(&[-50.0, 50.0]), vec![0.0, 999.0]);
+    println!("teacher at fractional timesteps vs direct network call [{:?}]: rel_err = {rel:.3e}", test_dtype());
+    assert!(rel < tol(1e-5, BF16_X0_CONVERSION), "{rel:e}");
 }
 
 #[test]
@@ -94,14 +109,20 @@ fn pt_checkpoint_loads_like_safetensors() {
     let pt = own_fixtures().join("adm_unet_c10.pt");
     let a = teacher(json!({}));
     let b = teacher(json!({ "checkpoint": pt }));
-    let m = io();
-    let s = BetaSchedule::cosine(1000).unwrap();
-    let times = at_timesteps(&s, &[10.0, 200.0, 600.0, 900.0]);
-    let cond = fixture_labels(&m);
-    let (ya, yb) = (a.denoise(&m["x"], &times, &cond).unwrap(), b.denoise(&m["x"], &times, &cond).unwrap());
-    assert_eq!(max_abs(&ya, &yb), 0.0, "the .pt and the .safetensors checkpoint hold the same weights");
     assert_eq!(adm(a.as_ref()).weights().len(), 161);
     assert_eq!(adm(b.as_ref()).weights().len(), 161);
+    for (k, w) in adm(a.as_ref()).weights().iter() {
+        assert_eq!(max_abs(w, &adm(b.as_ref()).weights()[k]), 0.0, "{k}");
+    }
+    if !skip_without_conv("pt_checkpoint_loads_like_safetensors") {
+        let m = io();
+        let s = BetaSchedule::cosine(1000).unwrap();
+        let times = at_timesteps(&s, &[10.0, 200.0, 600.0, 900.0]);
+        let cond = fixture_labels(&m);
+        let x = dev(&m["x"]);
+        let (ya, yb) = (a.denoise(&x, &times, &cond).unwrap(), b.denoise(&x, &times, &cond).unwrap());
+        assert_eq!(max_abs(&ya, &yb), 0.0, "the .pt and the .safetensors checkpoint hold the same weights");
+    }
 
     let nested = own_fixtures().join("nested_state_dict.pt");
     let inner = boot_plugin_imagenet::checkpoint::read_checkpoint(&nested, Some("model")).unwrap();
@@ -195,14 +216,14 @@ fn labels_are_drawn_per_seed() {
     assert!(drawn.iter().all(|c| c.is_some_and(|c| c < 10)));
     assert_eq!(drawn, uniform.sample_cond(&seeds).unwrap().class.unwrap(), "labels are a function of the seed");
     assert_eq!(drawn[..8], uniform.sample_cond(&seeds[..8]).unwrap().class.unwrap()[..], "and not of the batch");
-    let line = input_error(&uniform.denoise(&noise(0, 1), &times(&BetaSchedule::cosine(1000).unwrap(), &[0.5]), &Cond::classes(vec![Some(10)])).unwrap_err());
+    let line = input_error(&uniform.denoise(&dev(&noise(0, 1)), &times(&BetaSchedule::cosine(1000).unwrap(), &[0.5]), &Cond::classes(vec![Some(10)])).unwrap_err());
     assert!(line.contains("out of range"), "{line}");
 }
 
 #[test]
 fn null_class_policies() {
     let s = BetaSchedule::cosine(1000).unwrap();
-    let x = noise(3, 2);
+    let x = dev(&noise(3, 2));
     let tt = times(&s, &[0.3, 0.7]);
     let cond = Cond::classes(vec![Some(2), Some(8)]);
 
@@ -217,11 +238,14 @@ fn null_class_policies() {
     let null = t_zero.null_cond(&cond).unwrap();
     assert_eq!(null.class, Some(vec![None, None]));
     let den = adm(t_zero.as_ref()).denoiser();
-    let ts = Tensor::new(&[299.7f32, 699.3], &Device::Cpu).unwrap();
+    let ts = dev_cond(&Tensor::new(&[299.7f32, 699.3], &Device::Cpu).unwrap());
     let e_null = den.unet().embedding(&ts, Some(&[None, None]), None).unwrap();
     let e_cond = den.unet().embedding(&ts, Some(&[Some(2), Some(8)]), None).unwrap();
-    let rows = adm(t_zero.as_ref()).weights()["label_emb.weight"].index_select(&Tensor::new(&[2u32, 8], &Device::Cpu).unwrap(), 0).unwrap();
+    let rows = adm(t_zero.as_ref()).weights()["label_emb.weight"].index_select(&Tensor::new(&[2u32, 8], &test_device()).unwrap(), 0).unwrap();
     assert!(max_abs(&(e_cond - &e_null).unwrap(), &rows) < 1e-6, "emb(c) = emb(null) + label_emb[c]");
+    if skip_without_conv("null_class_policies") {
+        return;
+    }
     let y_null = t_zero.denoise(&x, &tt, &null).unwrap();
     assert!(max_abs(&y_null, &t_zero.denoise(&x, &tt, &cond).unwrap()) > 1e-3, "labels matter");
 
@@ -241,7 +265,7 @@ fn null_class_policies() {
     assert_eq!(den.label_ids(&mixed, 2).unwrap(), Some(vec![Some(4), Some(10)]));
     let y = t_x0.denoise(&x, &tt, &mixed).unwrap();
     let steps = den.timesteps_of_lambda(&tt.lambda);
-    let t_in = Tensor::new(steps.iter().map(|&v| v as f32).collect::<Vec<_>>(), &Device::Cpu).unwrap();
+    let t_in = dev_cond(&Tensor::new(steps.iter().map(|&v| v as f32).collect::<Vec<_>>(), &Device::Cpu).unwrap());
     let direct = den.unet().forward(&x, &t_in, Some(&[Some(4), Some(10)]), None).unwrap().narrow(1, 0, 3).unwrap();
     assert_eq!(max_abs(&y, &direct), 0.0, "x0 prediction: the first channels, unconverted");
     let line = input_error(&t_x0.denoise(&x, &tt, &Cond::classes(vec![Some(10), None])).unwrap_err());
@@ -261,9 +285,12 @@ fn unconditional_model() {
     let t = teacher(json!({ "checkpoint": path, "class_cond": false }));
     assert_eq!(t.cond_spec().num_classes, None);
     assert!(t.sample_cond(&[1, 2]).unwrap().class.is_none());
-    let tt = times(&BetaSchedule::cosine(1000).unwrap(), &[0.5]);
-    let y = t.denoise(&noise(0, 1), &tt, &Cond::none()).unwrap();
-    assert_eq!(y.dims(), &[1, 3, 16, 16]);
-    assert_eq!(max_abs(&y, &t.denoise(&noise(0, 1), &tt, &t.null_cond(&Cond::none()).unwrap()).unwrap()), 0.0);
+    if !skip_without_conv("unconditional_model") {
+        let tt = times(&BetaSchedule::cosine(1000).unwrap(), &[0.5]);
+        let x = dev(&noise(0, 1));
+        let y = t.denoise(&x, &tt, &Cond::none()).unwrap();
+        assert_eq!(y.dims(), &[1, 3, 16, 16]);
+        assert_eq!(max_abs(&y, &t.denoise(&x, &tt, &t.null_cond(&Cond::none()).unwrap()).unwrap()), 0.0);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

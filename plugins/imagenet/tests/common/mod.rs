@@ -1,7 +1,10 @@
 //! Shared helpers: the `adm_unet_c10` fixture as a teacher config, students built over a `VarMap`, and
-//! tensor comparisons.
+//! tensor comparisons. Teachers and students are built on the run-time test device in the test dtype
+//! (`device.rs`: `BOOT_TEST_DEVICE`, `BOOT_TEST_DTYPE`), or on the CPU in f32 with [`cpu_ctx`] (the snapshots).
 
 #![allow(dead_code)]
+
+mod device;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +14,7 @@ use boot_sdk::candle::{DType, Device, Tensor};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
 use boot_sdk::serde_json::{self, json, Value};
 use boot_sdk::{InputError, Student, StudentConfig, StudentContext, Teacher, TeacherConfig, TeacherContext, Times};
+pub use device::*;
 
 /// `tests/fixtures/adm` at the workspace root.
 pub fn adm_fixtures() -> PathBuf {
@@ -27,9 +31,19 @@ pub fn io() -> HashMap<String, Tensor> {
     boot_sdk::io::load_safetensors(&adm_fixtures().join("adm_unet_c10.io.safetensors"), &Device::Cpu).expect("io fixture")
 }
 
-/// A teacher context resolving paths against `tests/fixtures/adm`.
+/// A teacher context on `device` in `dtype`, resolving paths against `tests/fixtures/adm`.
+pub fn ctx_on(device: Device, dtype: DType) -> TeacherContext {
+    TeacherContext { device, dtype, base_dir: adm_fixtures(), source_name: "test.toml".into() }
+}
+
+/// [`ctx_on`] the test device in the test dtype.
 pub fn ctx() -> TeacherContext {
-    TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir: adm_fixtures(), source_name: "test.toml".into() }
+    ctx_on(test_device(), test_dtype())
+}
+
+/// [`ctx_on`] the CPU in f32.
+pub fn cpu_ctx() -> TeacherContext {
+    ctx_on(Device::Cpu, DType::F32)
 }
 
 /// The `[teacher]` table for `adm_unet_c10` (the fixture README's `create_model` flags), with `extra`
@@ -70,14 +84,19 @@ pub fn teacher_config(extra: Value) -> Box<dyn TeacherConfig> {
     serde_json::from_value(teacher_json(extra)).expect("teacher config")
 }
 
-/// The built teacher.
+/// The teacher built on the test device in the test dtype.
 pub fn teacher(extra: Value) -> Arc<dyn Teacher> {
-    teacher_config(extra).build(&ctx()).expect("teacher")
+    teacher_in(&ctx(), extra)
 }
 
-/// Values of `x` as `f64`.
+/// The teacher built in `ctx`.
+pub fn teacher_in(ctx: &TeacherContext, extra: Value) -> Arc<dyn Teacher> {
+    teacher_config(extra).build(ctx).expect("teacher")
+}
+
+/// Values of `x` (any device and float dtype) as `f64`.
 pub fn f64v(x: &Tensor) -> Vec<f64> {
-    x.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    host_vec(x)
 }
 
 /// `||a - b|| / ||b||`.
@@ -107,7 +126,8 @@ pub fn times(schedule: &dyn boot_sdk::NoiseSchedule, t: &[f64]) -> Times {
     Times::new(schedule, t.to_vec())
 }
 
-/// Standard normal `[n, 3, 16, 16]` from per-sample seeds `first..first + n`.
+/// Standard normal `[n, 3, 16, 16]` from per-sample seeds `first..first + n`, on the CPU in f32 (`dev(..)`
+/// moves it to the test device and dtype).
 pub fn noise(first: u64, n: usize) -> Tensor {
     boot_sdk::rng::normal(&(first..first + n as u64).collect::<Vec<_>>(), &[3, 16, 16], &Device::Cpu).unwrap()
 }
@@ -119,12 +139,19 @@ pub struct Built {
     pub varmap: VarMap,
 }
 
-/// Builds `[student] kind = "adm-student"` (with `student_extra` keys) for the teacher with `teacher_extra`.
+/// Builds `[student] kind = "adm-student"` (with `student_extra` keys) for the teacher with `teacher_extra`,
+/// on the test device: the teacher in the test dtype, the student's variables in f32 (it computes in the
+/// dtype of its input, as a mixed-precision run's).
 pub fn build_student(teacher_extra: Value, student_extra: Value, w_conditioned: bool, t_max: f64, prefix: Option<&str>) -> Built {
+    build_student_in(&ctx(), teacher_extra, student_extra, w_conditioned, t_max, prefix)
+}
+
+/// [`build_student`] with the teacher built in `tctx`.
+pub fn build_student_in(tctx: &TeacherContext, teacher_extra: Value, student_extra: Value, w_conditioned: bool, t_max: f64, prefix: Option<&str>) -> Built {
     let cfg = teacher_config(teacher_extra);
-    let teacher = cfg.build(&ctx()).expect("teacher");
+    let teacher = cfg.build(tctx).expect("teacher");
     let varmap = VarMap::new();
-    let root = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let root = VarBuilder::from_varmap(&varmap, DType::F32, &tctx.device);
     let vb = match prefix {
         Some(p) => root.pp(p),
         None => root,
@@ -136,7 +163,7 @@ pub fn build_student(teacher_extra: Value, student_extra: Value, w_conditioned: 
         teacher_config: cfg.as_ref(),
         w_conditioned,
         t_max,
-        device: Device::Cpu,
+        device: tctx.device.clone(),
         base_dir: adm_fixtures(),
     };
     let mut sj = json!({ "kind": "adm-student" });
