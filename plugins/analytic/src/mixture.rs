@@ -454,7 +454,7 @@ mod tests {
     fn modes_are_the_nearest_components() -> boot_sdk::Result<()> {
         let mix = small();
         let noise = Tensor::randn(0f64, 0.05, (3, 1, 2, 2), &Device::Cpu)?;
-        assert_eq!(mix.mode_of(&(mix.means()? + noise)?)?, vec![0, 1, 2]);
+        assert_eq!(mix.mode_of(&(mix.means()? + noise)?)?, vec![Some(0), Some(1), Some(2)]);
         Ok(())
     }
 

@@ -18,8 +18,6 @@ use crate::blocks::{depth_to_space, sinusoidal, space_to_depth, Dense, ResBlock}
 use crate::conv::Conv3x3;
 use crate::norm::{GroupNormSilu, GROUPS};
 
-/// `t` is embedded as `sin/cos(TIME_SCALE * t * f_i)`, as for a 1000-step discrete-time model.
-const TIME_SCALE: f64 = 1000.0;
 /// `w` is embedded as `sin/cos(W_SCALE * w * f_i)`, so guidance weights up to ~10 span the same range as `t`.
 const W_SCALE: f64 = 100.0;
 
@@ -39,11 +37,15 @@ pub struct AnalyticUnetConfig {
     pub global_dim: usize,
     /// Side of the pixel patches folded into channels at the input (default 2).
     pub patch: usize,
+    /// `t` is embedded as `sin/cos(time_scale * t * f_i)`; 1000 (the default) is the usual discrete-time
+    /// denoiser's range. Smaller values make the embedding smoother in `t`, which lets what the student learns
+    /// at one time carry over to its neighbours, the path along which bootstrapping moves information.
+    pub time_scale: f64,
 }
 
 impl Default for AnalyticUnetConfig {
     fn default() -> Self {
-        Self { channels: 32, channel_mult: vec![1, 2], num_res_blocks: 1, emb_dim: 128, global_dim: 256, patch: 2 }
+        Self { channels: 32, channel_mult: vec![1, 2], num_res_blocks: 1, emb_dim: 128, global_dim: 256, patch: 2, time_scale: 1000.0 }
     }
 }
 
@@ -62,6 +64,9 @@ impl AnalyticUnetConfig {
         }
         if self.emb_dim < 2 || !self.emb_dim.is_multiple_of(2) {
             return err("emb_dim", format!("must be even and at least 2, found {}", self.emb_dim));
+        }
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return err("time_scale", format!("must be a positive number, found {}", self.time_scale));
         }
         if self.global_dim == 0 {
             return err("global_dim", "must be at least 1".into());
@@ -138,6 +143,7 @@ pub struct AnalyticUnet {
     shape: [usize; 3],
     patch: usize,
     emb_dim: usize,
+    time_scale: f64,
     dtype: DType,
     device: Device,
     time_embed: Mlp,
@@ -195,6 +201,7 @@ impl AnalyticUnet {
             shape,
             patch: cfg.patch,
             emb_dim: e,
+            time_scale: cfg.time_scale,
             dtype: vb.dtype(),
             device: ctx.device.clone(),
             time_embed: Mlp::new(e, false, vb.pp("time_embed"))?,
@@ -212,7 +219,7 @@ impl AnalyticUnet {
     /// `[B, emb_dim]` embedding of the target times, class labels and guidance weights.
     fn embedding(&self, times: &Times, cond: &Cond, w: Option<&[f64]>, b: usize) -> boot_sdk::Result<Tensor> {
         anyhow::ensure!(times.len() == b, "analytic-unet: {} times for a batch of {b}", times.len());
-        let mut emb = self.time_embed.forward(&sinusoidal(&times.t, TIME_SCALE, self.emb_dim, &self.device, self.dtype)?)?;
+        let mut emb = self.time_embed.forward(&sinusoidal(&times.t, self.time_scale, self.emb_dim, &self.device, self.dtype)?)?;
         match (&self.class_embed, &cond.class) {
             (Some((table, null)), labels) => {
                 let ids = match labels {
