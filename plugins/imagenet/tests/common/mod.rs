@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+// One copy for every test crate: the sdk's.
+#[path = "../../../../sdk/tests/common/device.rs"]
 mod device;
 
 use std::collections::HashMap;
