@@ -42,3 +42,16 @@ pub use transformer_2d::{BasicTransformerBlock, FeedForward, Transformer2DConfig
 pub use unet_2d::{UNet2DConfig, UNet2DModel};
 pub use unet_2d_condition::{PerBlock, UNet2DConditionConfig, UNet2DConditionModel};
 pub use up_blocks::{UpBlock2D, UpBlock2DConfig};
+
+/// Names of a diffusers UNet's traced stages in execution order (diffusers' `trace_modules`), shared by
+/// [`UNet2DModel`] and [`UNet2DConditionModel`].
+fn trace_module_order(down_blocks: usize, has_mid_block: bool, up_blocks: usize) -> Vec<String> {
+    let mut v = vec!["conv_in".to_string()];
+    v.extend((0..down_blocks).map(|i| format!("down_blocks.{i}")));
+    if has_mid_block {
+        v.push("mid_block".into());
+    }
+    v.extend((0..up_blocks).map(|i| format!("up_blocks.{i}")));
+    v.extend(["conv_norm_out".to_string(), "conv_out".to_string()]);
+    v
+}

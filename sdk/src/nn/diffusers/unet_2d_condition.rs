@@ -443,14 +443,7 @@ impl UNet2DConditionModel {
 
     /// Names of the traced stages in execution order (diffusers' `trace_modules`).
     pub fn module_order(&self) -> Vec<String> {
-        let mut v = vec!["conv_in".to_string()];
-        v.extend((0..self.down_blocks.len()).map(|i| format!("down_blocks.{i}")));
-        if self.mid_block.is_some() {
-            v.push("mid_block".into());
-        }
-        v.extend((0..self.up_blocks.len()).map(|i| format!("up_blocks.{i}")));
-        v.extend(["conv_norm_out".to_string(), "conv_out".to_string()]);
-        v
+        super::trace_module_order(self.down_blocks.len(), self.mid_block.is_some(), self.up_blocks.len())
     }
 
     /// The sinusoid `t_emb` of `timesteps` (`[N]`) in the model's dtype, computed from the timesteps in `f32`
