@@ -20,6 +20,11 @@ use crate::plugin_loader::{builtins, discover, load, resolve, search_dirs, Catal
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Checked before any work, so a typo is a one-line input error rather than a silent default.
+    let cudnn = std::env::var("BOOT_CUDNN").ok();
+    if let Err(e) = boot_sdk::nn::functional::CudnnMode::parse(cudnn.as_deref()) {
+        return Err(InputError::new("environment", "BOOT_CUDNN", e).into());
+    }
     match (cli.command, cli.train) {
         (Some(Command::Train(a)), _) | (None, Some(a)) => with_config(&a.config.clone(), |cfg, ctx| train(a, cfg, ctx)),
         (Some(Command::Sample(a)), _) => with_config(&a.config.clone(), |cfg, ctx| sample(a, cfg, ctx)),

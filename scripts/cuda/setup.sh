@@ -4,7 +4,8 @@
 #   $CACHE/py/      the wheels (pip --target); nvcc in py/nvidia/cu13/bin, headers in py/nvidia/cu13/include
 #   $CACHE/root/    CUDA root: bin -> wheel bin, nvvm -> wheel nvvm, include -> wheel include,
 #                   lib64/ with .so symlinks to the wheels' libraries and gcc-built LINK-TIME STUBS for
-#                   libcuda.so (soname libcuda.so.1) and libcurand.so (soname libcurand.so.10), one function per
+#                   libcuda.so (soname libcuda.so.1), libcurand.so (soname libcurand.so.10) and libcudnn.so
+#                   (soname libcudnn.so.9; cuDNN 9 is on the GPU machines), one function per
 #                   symbol in scripts/cuda/stubs/*.syms. The stubs only satisfy the linker; on the GPU machine
 #                   the real driver and cuRAND load by soname. Also libboot_cuda_compat.so (shipped; see
 #                   stubs/libboot_cuda_compat.syms).
@@ -82,7 +83,9 @@ if [ ! -f "$stamp" ] || [ "$0" -nt "$stamp" ] || [ -n "$(find "$STUB_SRC" -newer
     local c=$ROOT/lib64/$1.c
     { echo "/* made by scripts/cuda/setup.sh from scripts/cuda/stubs/$3 */"
       awk -v r="$4" '!/^#/ && NF {
-        if ($1 == "cuGetErrorString" || $1 == "cuGetErrorName")
+        if ($1 == "cudnnGetErrorString")
+          printf "const char *%s(int e) { return \"stub libcudnn\"; }\n", $1
+        else if ($1 == "cuGetErrorString" || $1 == "cuGetErrorName")
           printf "int %s(int e, const char **s) { *s = e == 100 ? \"no CUDA-capable device is detected (link-time stub libcuda)\" : \"stub libcuda\"; return 0; }\n", $1
         else
           printf "int %s(void) { return %s; }\n", $1, r }' "$STUB_SRC/$3"; } >"$c"
@@ -93,6 +96,8 @@ if [ ! -f "$stamp" ] || [ "$0" -nt "$stamp" ] || [ -n "$(find "$STUB_SRC" -newer
   ln -s libcuda.so "$ROOT/lib64/libcuda.so.1"
   stub libcurand.so libcurand.so.10 libcurand.syms 203           # CURAND_STATUS_INITIALIZATION_FAILED
   ln -s libcurand.so "$ROOT/lib64/libcurand.so.10"
+  stub libcudnn.so libcudnn.so.9 libcudnn.syms 1001             # CUDNN_STATUS_NOT_INITIALIZED
+  ln -s libcudnn.so "$ROOT/lib64/libcudnn.so.9"
   # Not a stub: shipped with the build (scripts/cuda/stubs/libboot_cuda_compat.syms says why).
   stub libboot_cuda_compat.so libboot_cuda_compat.so libboot_cuda_compat.syms 15  # CUBLAS_STATUS_NOT_SUPPORTED
   echo "$ROOT" >"$stamp"

@@ -19,7 +19,7 @@ nm -D --undefined-only "$SDK" | awk '$1 == "U" {sub(/@.*/, "", $2); print $2}' |
 dirs=("$(rustc --print target-libdir)" /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu "$(dirname "$(gcc -print-file-name=libstdc++.so.6)")")
 : >"$tmp/defined"
 for lib in $(readelf -d "$SDK" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-  case "$lib" in libcuda.so*|libcurand.so*|libboot_cuda_compat.so*) continue ;; esac
+  case "$lib" in libcuda.so*|libcurand.so*|libcudnn.so*|libboot_cuda_compat.so*) continue ;; esac
   f=
   for d in "$CUDA_ROOT/lib64" "${dirs[@]}"; do [ -e "$d/$lib" ] && { f=$d/$lib; break; }; done
   [ -n "$f" ] || { echo "stub-symbols.sh: $lib (needed by $SDK) not found" >&2; exit 1; }
@@ -34,9 +34,10 @@ header() {
 }
 { header "libcuda.so.1 (driver API)"; grep '^cu[A-Z]' "$tmp/missing" || true; } >"$stubs/libcuda.syms"
 { header "libcurand.so.10"; grep '^curand' "$tmp/missing" || true; } >"$stubs/libcurand.syms"
+{ header "libcudnn.so.9"; grep '^cudnn' "$tmp/missing" || true; } >"$stubs/libcudnn.syms"
 { sed -n '/^#/p' "$stubs/libboot_cuda_compat.syms"; grep '^cublas' "$tmp/missing" || true; } >"$tmp/compat"
 mv "$tmp/compat" "$stubs/libboot_cuda_compat.syms"
-other=$(grep -v -E '^(cu[A-Z]|curand|cublas)' "$tmp/missing" || true)
+other=$(grep -v -E '^(cu[A-Z]|curand|cudnn|cublas)' "$tmp/missing" || true)
 wc -l "$stubs"/*.syms
 if [ -n "$other" ]; then
   echo "stub-symbols.sh: undefined symbols no list covers (a new library to stub?):" >&2

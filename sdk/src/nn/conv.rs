@@ -2,6 +2,7 @@
 //! up/down-sampling (`training/networks.py: Conv2d`), including `kernel = 0` (resampling only, no weights)
 //! and the fused down/up paths.
 
+use super::functional;
 use super::resample::ResampleFilter;
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
@@ -85,10 +86,10 @@ impl Conv2d {
         match (&weight, &self.filter) {
             (Some(w), Some(f)) if self.cfg.fused_resample && self.cfg.up => {
                 x = f.upsample(&x, w_pad + f_pad)?;
-                x = x.conv2d(w, 0, 1, 1, 1)?;
+                x = functional::conv2d(&x, w, 0, 1, 1)?;
             }
             (Some(w), Some(f)) if self.cfg.fused_resample && self.cfg.down => {
-                x = x.conv2d(w, w_pad + f_pad, 1, 1, 1)?;
+                x = functional::conv2d(&x, w, w_pad + f_pad, 1, 1)?;
                 x = f.downsample(&x, 0)?;
             }
             (w, f) => {
@@ -96,7 +97,7 @@ impl Conv2d {
                     x = if self.cfg.up { f.upsample(&x, f_pad)? } else { f.downsample(&x, f_pad)? };
                 }
                 if let Some(w) = w {
-                    x = x.conv2d(w, w_pad, 1, 1, 1)?;
+                    x = functional::conv2d(&x, w, w_pad, 1, 1)?;
                 }
             }
         }

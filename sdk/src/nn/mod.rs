@@ -15,6 +15,7 @@
 //! | [`group_norm`] | group normalisation, with EDM's `num_groups = min(32, C / 4)` rule |
 //! | [`linear`] | fully connected layer (`weight [out, in]`, optional `bias`) |
 //! | [`conv`] | 2-D convolution with EDM's optional FIR up/down-sampling (incl. the fused down path) |
+//! | [`functional`] | convolution / transposed convolution (cuDNN on CUDA), 2x nearest up-sampling and average pooling with fast backward passes |
 //! | [`resample`] | FIR resampling filters (`resample_filter` buffers) and depthwise up/down-sampling |
 //! | [`positional`] | sinusoidal embedding (endpoint and cos/sin order options) |
 //! | [`fourier`] | random Fourier feature embedding (`freqs` buffer) |
@@ -29,8 +30,11 @@ pub mod adm;
 pub mod attention;
 pub mod beta_schedule;
 pub mod conv;
+#[cfg(feature = "cudnn")]
+mod cudnn_conv;
 pub mod diffusers;
 pub mod fourier;
+pub mod functional;
 pub mod group_norm;
 pub mod label;
 pub mod layer_norm;

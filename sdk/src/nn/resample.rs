@@ -3,6 +3,7 @@
 //! transposed convolution with `4 * filter`, stride 2; down-sampling a convolution with stride 2; both pad
 //! `(k - 1) / 2` unless told otherwise (EDM's fused paths use other paddings).
 
+use super::functional;
 use crate::candle::{DType, Device, Result, Tensor};
 use crate::candle_nn::VarBuilder;
 
@@ -75,29 +76,23 @@ impl ResampleFilter {
 
     /// 2x up-sampling of `x` (`[B, C, H, W]`): depthwise `conv_transpose2d(x, 4 * filter, stride 2, padding)`.
     pub fn upsample(&self, x: &Tensor, padding: usize) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
         if let (Some(v), 0) = (self.uniform2, padding) {
-            let up = x.upsample_nearest2d(2 * h, 2 * w)?;
+            let up = functional::upsample_nearest2x(x)?;
             let gain = 4.0 * v;
             return if gain == 1.0 { Ok(up) } else { up * gain };
         }
         let f = (self.filter.to_dtype(x.dtype())? * 4.0)?;
-        let y = x.reshape((b * c, 1, h, w))?.conv_transpose2d(&f, padding, 0, 2, 1)?;
-        let (_, _, ho, wo) = y.dims4()?;
-        y.reshape((b, c, ho, wo))
+        functional::depthwise_conv_transpose2d(x, &f, padding, 2)
     }
 
     /// 2x down-sampling of `x` (`[B, C, H, W]`): depthwise `conv2d(x, filter, stride 2, padding)`.
     pub fn downsample(&self, x: &Tensor, padding: usize) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
+        let (_, _, h, w) = x.dims4()?;
         if let (Some(v), 0, true, true) = (self.uniform2, padding, h % 2 == 0, w % 2 == 0) {
-            let avg = x.avg_pool2d(2)?;
+            let avg = functional::avg_pool2x(x)?;
             let gain = 4.0 * v;
             return if gain == 1.0 { Ok(avg) } else { avg * gain };
         }
-        let f = self.filter.to_dtype(x.dtype())?;
-        let y = x.reshape((b * c, 1, h, w))?.conv2d(&f, padding, 2, 1, 1)?;
-        let (_, _, ho, wo) = y.dims4()?;
-        y.reshape((b, c, ho, wo))
+        functional::depthwise_conv2d(x, &self.filter.to_dtype(x.dtype())?, padding, 2)
     }
 }

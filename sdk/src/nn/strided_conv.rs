@@ -27,7 +27,7 @@ impl StridedConv2d {
 
     /// Applies the convolution to `x` (`[B, C_in, H, W]`).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight.to_dtype(x.dtype())?, self.padding, self.stride, 1, 1)?;
+        let y = super::functional::conv2d(x, &self.weight.to_dtype(x.dtype())?, self.padding, self.stride, 1)?;
         match &self.bias {
             Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?.reshape((1, (), 1, 1))?),
             None => Ok(y),

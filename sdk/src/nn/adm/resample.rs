@@ -1,7 +1,7 @@
 //! guided-diffusion's stand-alone `Upsample` / `Downsample` layers (used between levels when
 //! `resblock_updown` is off).
 
-use super::resblock::upsample_nearest2x;
+use crate::nn::functional::{avg_pool2x, upsample_nearest2x};
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
 use crate::nn::strided_conv::StridedConv2d;
@@ -48,7 +48,7 @@ impl Downsample {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.op {
             Some(c) => c.forward(x),
-            None => x.avg_pool2d(2),
+            None => avg_pool2x(x),
         }
     }
 }

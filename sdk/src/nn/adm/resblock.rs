@@ -3,17 +3,12 @@
 
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
+use crate::nn::functional::{avg_pool2x, upsample_nearest2x};
 use crate::nn::{Conv2d, Conv2dConfig, GroupNorm, Linear};
 
 /// `GroupNorm32`: guided-diffusion's `normalization(channels)`, always 32 groups with eps 1e-5.
 pub fn group_norm32(vb: VarBuilder, channels: usize) -> Result<GroupNorm> {
     GroupNorm::new(vb, channels, 32, 1e-5)
-}
-
-/// Nearest-neighbour 2x up-sampling (`F.interpolate(x, scale_factor=2, mode="nearest")`).
-pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    x.upsample_nearest2d(2 * h, 2 * w)
 }
 
 /// Options of a [`ResBlock`], named as guided-diffusion's constructor arguments.
@@ -79,8 +74,8 @@ impl ResBlock {
             h = upsample_nearest2x(&h)?;
             x = upsample_nearest2x(&x)?;
         } else if self.cfg.down {
-            h = h.avg_pool2d(2)?;
-            x = x.avg_pool2d(2)?;
+            h = avg_pool2x(&h)?;
+            x = avg_pool2x(&x)?;
         }
         h = self.in_conv.forward(&h)?;
         // The embedding may be wider than `h` (an `f32` embedding of a half-precision body): cast once here.

@@ -30,7 +30,7 @@ impl Downsample2D {
         match &self.conv {
             Some(c) if self.pad_bottom_right => c.forward(&x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?),
             Some(c) => c.forward(x),
-            None => x.avg_pool2d(2),
+            None => crate::nn::functional::avg_pool2x(x),
         }
     }
 }
@@ -54,8 +54,7 @@ impl Upsample2D {
 
     /// Applies the layer to `x` (`[B, C, H, W]`).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let x = x.upsample_nearest2d(2 * h, 2 * w)?;
+        let x = crate::nn::functional::upsample_nearest2x(x)?;
         match &self.conv {
             Some(c) => c.forward(&x),
             None => Ok(x),

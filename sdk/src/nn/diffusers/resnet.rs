@@ -5,6 +5,7 @@
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
 use crate::nn::activation::Activation;
+use crate::nn::functional;
 use crate::nn::{Conv2d, Conv2dConfig, GroupNorm, Linear};
 
 /// How the time embedding enters the block (`time_embedding_norm`).
@@ -141,12 +142,11 @@ impl ResnetBlock2D {
         let mut h = act.forward(&self.norm1.forward(x)?)?;
         let mut input = x.clone();
         if self.cfg.up {
-            let (_, _, hh, ww) = h.dims4()?;
-            h = h.upsample_nearest2d(2 * hh, 2 * ww)?;
-            input = input.upsample_nearest2d(2 * hh, 2 * ww)?;
+            h = functional::upsample_nearest2x(&h)?;
+            input = functional::upsample_nearest2x(&input)?;
         } else if self.cfg.down {
-            h = h.avg_pool2d(2)?;
-            input = input.avg_pool2d(2)?;
+            h = functional::avg_pool2x(&h)?;
+            input = functional::avg_pool2x(&input)?;
         }
         h = self.conv1.forward(&h)?;
         let temb = match (&self.time_emb_proj, temb) {
