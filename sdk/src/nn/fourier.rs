@@ -12,9 +12,11 @@ pub struct FourierEmbedding {
 }
 
 impl FourierEmbedding {
-    /// Reads the `freqs` buffer of a `num_channels`-wide embedding.
+    /// Reads the `freqs` buffer of a `num_channels`-wide embedding, in the embedding dtype of the network
+    /// (`f32` for a half-precision one: frequencies up to ~50 stored in `bf16` put the angles radians off).
     pub fn new(vb: VarBuilder, num_channels: usize) -> Result<Self> {
-        Ok(Self { freqs: vb.get(num_channels / 2, "freqs")? })
+        let dtype = super::embedding_dtype(vb.dtype());
+        Ok(Self { freqs: vb.get_with_hints_dtype(num_channels / 2, "freqs", Default::default(), dtype)? })
     }
 
     /// Wraps a `[C/2]` frequency tensor.

@@ -44,7 +44,9 @@ pub struct GaussianFourierProjection {
 impl GaussianFourierProjection {
     /// Loads `weight` of an `embedding_size`-wide projection (output width `2 * embedding_size`).
     pub fn new(vb: VarBuilder, embedding_size: usize, log: bool, flip_sin_to_cos: bool) -> Result<Self> {
-        Ok(Self { weight: vb.get(embedding_size, "weight")?, log, flip_sin_to_cos })
+        // In the network's embedding dtype (f32 for bf16): bf16 frequencies put the angles radians off.
+        let dtype = crate::nn::embedding_dtype(vb.dtype());
+        Ok(Self { weight: vb.get_with_hints_dtype(embedding_size, "weight", Default::default(), dtype)?, log, flip_sin_to_cos })
     }
 
     /// Embeds noise levels `sigma` (`[N]`) into `[N, 2 C]`, computed as `((x W) 2) pi` in the input's
