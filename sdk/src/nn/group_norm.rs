@@ -1,6 +1,6 @@
 //! Group normalisation (`torch.nn.functional.group_norm`) with an affine `weight` / `bias` per channel.
 
-use crate::candle::{DType, Result, Tensor};
+use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
 
 /// EDM's group count: `min(num_groups, channels / min_channels_per_group)` with the defaults 32 and 4,
@@ -40,24 +40,9 @@ impl GroupNorm {
         self.num_groups
     }
 
-    /// Normalises `x` (`[B, C, ...]`). Half-precision inputs are normalised in `f32`.
+    /// Normalises `x` (`[B, C, ...]`, any float dtype) in one fused op with a fused backward (`group_norm_op.rs`);
+    /// half-precision inputs are normalised in `f32`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (b, c) = (dims[0], dims[1]);
-        let in_dtype = x.dtype();
-        let work = match in_dtype {
-            DType::F16 | DType::BF16 => DType::F32,
-            d => d,
-        };
-        let xg = x.to_dtype(work)?.reshape((b, self.num_groups, ()))?;
-        let mean = xg.mean_keepdim(2)?;
-        let xc = xg.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(2)?;
-        let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?.reshape(dims.as_slice())?;
-        let mut shape = vec![1usize; dims.len()];
-        shape[1] = c;
-        let w = self.weight.to_dtype(work)?.reshape(shape.as_slice())?;
-        let bias = self.bias.to_dtype(work)?.reshape(shape.as_slice())?;
-        xn.broadcast_mul(&w)?.broadcast_add(&bias)?.to_dtype(in_dtype)
+        super::group_norm_op::group_norm(x, &self.weight, &self.bias, self.num_groups, self.eps)
     }
 }

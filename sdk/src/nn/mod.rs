@@ -12,7 +12,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`group_norm`] | group normalisation, with EDM's `num_groups = min(32, C / 4)` rule |
+//! | [`group_norm`] | group normalisation (one fused op with a fused backward, CPU and CUDA), with EDM's `num_groups = min(32, C / 4)` rule |
 //! | [`linear`] | fully connected layer (`weight [out, in]`, optional `bias`) |
 //! | [`conv`] | 2-D convolution with EDM's optional FIR up/down-sampling (incl. the fused down path) |
 //! | [`functional`] | convolution / transposed convolution (cuDNN on CUDA), 2x nearest up-sampling and average pooling with fast backward passes |
@@ -36,6 +36,7 @@ pub mod diffusers;
 pub mod fourier;
 pub mod functional;
 pub mod group_norm;
+mod group_norm_op;
 pub mod label;
 pub mod layer_norm;
 pub mod linear;
