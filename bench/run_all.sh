@@ -13,7 +13,9 @@
 # Wall-clock plan (BENCH_BUDGET_S, default 420 s): each stage gets a time budget and a hard timeout, and is
 # skipped when too little is left. Env overrides: BENCH_DTYPE (bf16), BENCH_STEPS (20), BENCH_WARMUP (8),
 # IMAGENET_BATCH (1024; halved on out-of-memory down to IMAGENET_MIN_BATCH, 16), CIFAR_BATCH (128),
-# BOOT_BENCH (the binary), PYTHON (python3).
+# BOOT_BENCH (the binary), PYTHON (python3), BOOT_CUDNN_EXTRA (other BOOT_CUDNN modes to time boot in as well,
+# e.g. "fast": boot-<config>-<mode>.json), BENCH_COMPILE (1: run the torch.compile stages), BENCH_CHECK (1: the
+# same-step check).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -109,24 +111,36 @@ torch_run() { # config mode batch plan timeout
     --merge --out "$OUT/torch-$c.json"
 }
 batch_of() { local b; b=$(jget "$OUT/boot-$1.json" batch); echo "${b:-$2}"; }
+boot_modes() { # config batch plan timeout: boot again in each BOOT_CUDNN_EXTRA mode, at the batch reached
+  local c=$1 b=$2 plan=$3 to=$4 m
+  for m in ${BOOT_CUDNN_EXTRA:-}; do
+    BOOT_CUDNN=$m stage "boot $c BOOT_CUDNN=$m" "$to" "$BB" --device "$DEVICE" --config "$c" --dtype "$DTYPE" --batch "$b" \
+      --steps "$STEPS" --warmup "$WARMUP" --no-infer --time-budget "$(budget "$plan")" "${PEAK_ARG[@]}" \
+      --label "BOOT_CUDNN=$m" --out "$OUT/boot-$c-$m.json"
+  done
+}
 
 IN=${CONFIGS[0]} CI=${CONFIGS[1]}
 # 2. ImageNet-64: boot (tries IMAGENET_BATCH, halving on out-of-memory), torch eager at boot's batch.
 boot_run "$IN" "$IMAGENET_BATCH" "$IMAGENET_MIN" 100 160
 BIN=$(batch_of "$IN" 256)
 torch_run "$IN" eager "$BIN" 45 100
+boot_modes "$IN" "$BIN" 60 100
 # 3. CIFAR-10: boot, torch eager.
 boot_run "$CI" "$CIFAR_BATCH" 16 50 100
 BCI=$(batch_of "$CI" "$CIFAR_BATCH")
 torch_run "$CI" eager "$BCI" 30 80
+boot_modes "$CI" "$BCI" 30 60
 # 4. torch.compile (compilation dominates its first step): CIFAR-10, then ImageNet-64 with what is left.
-torch_run "$CI" compile "$BCI" 60 150
-plan=$(( $(left) - 75 )); [ "$plan" -lt 10 ] && plan=10
-torch_run "$IN" compile "$BIN" "$plan" $(( $(left) - 55 ))
+if [ "${BENCH_COMPILE:-1}" = 1 ]; then
+  torch_run "$CI" compile "$BCI" 60 150
+  plan=$(( $(left) - 75 )); [ "$plan" -lt 10 ] && plan=10
+  torch_run "$IN" compile "$BIN" "$plan" $(( $(left) - 55 ))
+fi
 # 5. Same step on the GPU: core's step-0 loss (boot, f32) recomputed by the torch reference on the same
 # weights and inputs (CIFAR-10, batch 2; the ImageNet check was run on CPU, see bench/README.md).
 dump=/tmp/boot-bench-dump
-if [ -n "$BB" ] && stage "dump $CI" 40 "$BB" --device "$DEVICE" --config "$CI" --dtype f32 --batch 2 --dump "$dump"; then
+if [ "${BENCH_CHECK:-1}" = 1 ] && [ -n "$BB" ] && stage "dump $CI" 40 "$BB" --device "$DEVICE" --config "$CI" --dtype f32 --batch 2 --dump "$dump"; then
   stage "check $CI" 40 "$PY" bench/torch/boot_step.py --device "$DEVICE" --check "$dump" --out "$OUT/check-$CI.json"
 fi
 

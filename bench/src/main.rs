@@ -143,6 +143,25 @@ fn sync(device: &Device) -> boot_sdk::Result<()> {
     Ok(device.synchronize()?)
 }
 
+/// `BOOT_BENCH_PROFILE=1`: the first timed window is bracketed by `cuProfilerStart` / `cuProfilerStop`, so
+/// `ncu --profile-from-start off` (bench/profile_kernels.sh) records exactly its kernels.
+fn profiling() -> bool {
+    std::env::var("BOOT_BENCH_PROFILE").is_ok_and(|v| v == "1")
+}
+
+/// Starts (`on`) or stops the CUDA profiler's collection after a device sync; nothing on the CPU.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+fn profiler(device: &Device, on: bool) -> boot_sdk::Result<()> {
+    sync(device)?;
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        use boot_sdk::candle::cuda_backend::cudarc::driver::{profiler_start, profiler_stop};
+        let r = if on { profiler_start() } else { profiler_stop() };
+        r.map_err(|e| boot_sdk::candle::Error::Msg(format!("CUDA profiler: {e:?}")))?;
+    }
+    Ok(())
+}
+
 fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -383,6 +402,10 @@ fn measure(b: &mut Built, cli: &Cli, batch: usize, min_batch: usize, k: u64, tim
             }
             break;
         }
+        let profile = profiling() && m.windows.is_empty();
+        if profile {
+            profiler(&device, true)?;
+        }
         sync(&device)?;
         let w0 = Instant::now();
         let mut ph_w = Phases::default();
@@ -393,6 +416,9 @@ fn measure(b: &mut Built, cli: &Cli, batch: usize, min_batch: usize, k: u64, tim
             step += 1;
         }
         sync(&device)?;
+        if profile {
+            profiler(&device, false)?;
+        }
         last = w0.elapsed().as_secs_f64() / k as f64;
         m.windows.push(last);
         m.phase_sum.add(&ph_w);

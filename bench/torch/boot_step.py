@@ -541,10 +541,18 @@ def bench_mode(setup, args, mode, batch, min_batch, deadline, flops, publish=lam
             timed = -(-args.steps // k) * k
             stopped = False
             while len(windows) * k < timed:
+                # BOOT_BENCH_PROFILE=1: the first window only, for `ncu --profile-from-start off`.
+                profile = os.environ.get("BOOT_BENCH_PROFILE") == "1" and not windows and dev.type == "cuda"
+                if profile:
+                    torch.cuda.synchronize()
+                    torch.cuda.profiler.start()
                 with Timer(dev) as tw:
                     for _ in range(k):
                         losses.append(setup.train_step(step, batch))
                         step += 1
+                if profile:
+                    torch.cuda.synchronize()
+                    torch.cuda.profiler.stop()
                 windows.append(tw.s / k)
                 if len(windows) * k < timed and time.perf_counter() > t0 + 0.75 * max(deadline - t0, 0):
                     stopped = True

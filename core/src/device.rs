@@ -16,12 +16,21 @@ pub fn parse_device(spec: &str) -> boot_sdk::Result<Device> {
     if !cfg!(feature = "cuda") {
         return Err(InputError::config("run.device", format!("`{spec}`: this build has no CUDA support (build with `--features cuda`)")).into());
     }
-    Device::new_cuda(ordinal).map_err(|e| {
+    let device = Device::new_cuda(ordinal).map_err(|e| {
         // candle attaches a backtrace when RUST_BACKTRACE is set; the refusal stays one line.
         let e = match e {
             boot_sdk::candle::Error::WithBacktrace { inner, .. } => *inner,
             e => e,
         };
-        InputError::config("run.device", format!("`{spec}`: no usable CUDA device ({e})")).into()
-    })
+        anyhow::Error::from(InputError::config("run.device", format!("`{spec}`: no usable CUDA device ({e})")))
+    })?;
+    #[cfg(feature = "cuda")]
+    if std::env::var("BOOT_CUDA_EVENTS").as_deref() != Ok("1") {
+        // Every kernel of a run goes to this device's one stream (cuDNN's handle included), so cudarc's
+        // cross-stream event tracking (an event recorded per buffer argument of every launch) only costs CPU
+        // time. BOOT_CUDA_EVENTS=1 keeps it (for code that adds streams).
+        // SAFETY: single-stream use, the condition candle documents for turning it off.
+        unsafe { device.as_cuda_device()?.disable_event_tracking() };
+    }
+    Ok(device)
 }
