@@ -11,6 +11,7 @@
 
 mod arch;
 mod memory;
+mod micro;
 mod mixed;
 mod plugins;
 mod presets;
@@ -53,6 +54,14 @@ impl DTypeArg {
             DTypeArg::F32 => "f32",
             DTypeArg::Bf16 => "bf16",
             DTypeArg::F16 => "f16",
+        }
+    }
+
+    fn dtype(self) -> DType {
+        match self {
+            DTypeArg::F32 => DType::F32,
+            DTypeArg::Bf16 => DType::BF16,
+            DTypeArg::F16 => DType::F16,
         }
     }
 }
@@ -123,6 +132,9 @@ struct Cli {
     /// this folder, and exit (no timing): `bench/torch/boot_step.py --check DIR` recomputes the loss there.
     #[arg(long)]
     dump: Option<PathBuf>,
+    /// Time the UNets' building blocks one at a time (bench/src/micro.rs) into `--out` and exit.
+    #[arg(long)]
+    micro: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -497,6 +509,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let device = boot_core::device::parse_device(&cli.device)?;
+    if cli.micro {
+        let rows = micro::run(&device, cli.dtype.dtype(), cli.steps.max(3) as usize)?;
+        let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("bench/results/micro.json"));
+        let r = json!({ "device": device_name(&device), "dtype": cli.dtype.name(), "rows": rows });
+        std::fs::write(&out, serde_json::to_string_pretty(&r)? + "\n")?;
+        eprintln!("boot-bench: wrote {}", out.display());
+        return Ok(());
+    }
     if cli.tf32 {
         boot_sdk::candle::cuda::set_gemm_reduced_precision_f32(true);
     }

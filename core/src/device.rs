@@ -32,5 +32,32 @@ pub fn parse_device(spec: &str) -> boot_sdk::Result<Device> {
         // SAFETY: single-stream use, the condition candle documents for turning it off.
         unsafe { device.as_cuda_device()?.disable_event_tracking() };
     }
+    #[cfg(feature = "cuda")]
+    keep_freed_memory(&device)?;
     Ok(device)
+}
+
+/// Lets the device's default memory pool (where cudarc's stream-ordered allocations come from) keep freed
+/// memory instead of returning it to the driver at every synchronisation (its default release threshold is
+/// 0): otherwise every phase of a training step maps its tensors' memory afresh (measured on an H200: a
+/// 100M-element bf16 `add` took 0.85 ms instead of 0.15 ms). PyTorch's caching allocator keeps memory too.
+#[cfg(feature = "cuda")]
+fn keep_freed_memory(device: &Device) -> boot_sdk::Result<()> {
+    use boot_sdk::candle::cuda_backend::cudarc::driver::sys;
+    let stream = device.as_cuda_device()?.cuda_stream();
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold = u64::MAX;
+    // SAFETY: a live device handle and a pointer to a u64, the attribute's documented value type.
+    let status = unsafe {
+        let s = sys::cuDeviceGetDefaultMemPool(&mut pool, stream.context().cu_device());
+        if s != sys::CUresult::CUDA_SUCCESS {
+            s
+        } else {
+            sys::cuMemPoolSetAttribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &mut threshold as *mut u64 as *mut std::ffi::c_void)
+        }
+    };
+    if status != sys::CUresult::CUDA_SUCCESS {
+        anyhow::bail!("CUDA: setting the memory pool's release threshold failed ({status:?})");
+    }
+    Ok(())
 }
