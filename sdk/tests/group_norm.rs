@@ -19,29 +19,13 @@ mod common;
 use boot_sdk::candle::{DType, Device, Tensor, Var};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
 use boot_sdk::nn::GroupNorm;
+use common::inputs::{randn, Input};
 use common::*;
 
 const EPS: f64 = 1e-5;
 /// Relative L2 error of a bf16 output: one bf16 step on a few percent of the elements. Truncating instead of
 /// rounding to nearest (half a step on average on every element) would be about 1e-3.
 const BF16_ROUNDED: f64 = 5e-4;
-
-/// How the input reaches the norm.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Input {
-    /// A contiguous tensor.
-    Contiguous,
-    /// Samples `1..=B` of a `B + 2` batch: contiguous with a start offset.
-    Offset,
-    /// The last two dims swapped: not contiguous.
-    Transposed,
-}
-
-/// Standard normal values of `shape` from `seed`, times `scale` plus `shift`, on `device` in `dtype`.
-fn randn(shape: &[usize], seed: u64, scale: f64, shift: f64, dtype: DType, device: &Device) -> Tensor {
-    let t = boot_sdk::rng::normal(&[seed], shape, &Device::Cpu).unwrap().squeeze(0).unwrap().to_dtype(DType::F64).unwrap();
-    ((t * scale).unwrap() + shift).unwrap().to_dtype(dtype).unwrap().to_device(device).unwrap()
-}
 
 /// The tensor-op group norm that `GroupNorm::forward` used to be.
 fn reference(x: &Tensor, w: &Tensor, b: &Tensor, groups: usize) -> Tensor {
@@ -61,19 +45,7 @@ fn reference(x: &Tensor, w: &Tensor, b: &Tensor, groups: usize) -> Tensor {
 
 /// `(y, dx, dweight, dbias)` of `norm` (the fused op or the reference) for `loss = sum(y * r)`.
 fn run(source: &Var, input: Input, batch: usize, params: [&Var; 2], r: &Tensor, norm: impl Fn(&Tensor) -> Tensor) -> [Tensor; 4] {
-    let x = match input {
-        Input::Contiguous => source.as_tensor().clone(),
-        Input::Offset => source.narrow(0, 1, batch).unwrap(),
-        Input::Transposed => {
-            let rank = source.rank();
-            source.transpose(rank - 2, rank - 1).unwrap()
-        }
-    };
-    match input {
-        Input::Offset => assert!(x.is_contiguous() && x.layout().start_offset() > 0, "the input must be contiguous with an offset"),
-        Input::Transposed => assert!(!x.is_contiguous(), "the input must not be contiguous"),
-        Input::Contiguous => assert!(x.is_contiguous() && x.layout().start_offset() == 0),
-    }
+    let x = input.take(source.as_tensor(), batch);
     let y = norm(&x);
     let loss = y.to_dtype(r.dtype()).unwrap().mul(r).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
@@ -95,13 +67,7 @@ fn check_case(shape: &[usize], groups: usize, input: Input, (scale, shift): (f64
     };
     weight.set(&randn(&[channels], seed + 1, 0.5, 1.0, param_dtype, device)).unwrap();
     bias.set(&randn(&[channels], seed + 2, 0.5, 0.0, param_dtype, device)).unwrap();
-    let mut source_shape = shape.to_vec();
-    match input {
-        Input::Contiguous => {}
-        Input::Offset => source_shape[0] += 2,
-        Input::Transposed => source_shape.swap(shape.len() - 2, shape.len() - 1),
-    }
-    let source = Var::from_tensor(&randn(&source_shape, seed + 3, scale, shift, dtype, device)).unwrap();
+    let source = Var::from_tensor(&randn(&input.source_shape(shape), seed + 3, scale, shift, dtype, device)).unwrap();
     let r = randn(shape, seed + 4, 1.0, 0.0, param_dtype, device);
     let params = [&weight, &bias];
     let fused = run(&source, input, shape[0], params, &r, |x| gn.forward(x).unwrap());

@@ -5,7 +5,7 @@ use crate::candle::{Result, Tensor};
 /// An activation function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
-    /// `x * sigmoid(x)` (`"silu"`, `"swish"`).
+    /// `x * sigmoid(x)` (`"silu"`, `"swish"`), [`crate::nn::silu`].
     Silu,
     /// Exact (erf) GELU (`"gelu"`), as `torch.nn.GELU()`.
     Gelu,
@@ -30,7 +30,7 @@ impl Activation {
     /// Applies the activation.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Activation::Silu => x.silu(),
+            Activation::Silu => super::silu(x),
             Activation::Gelu => x.gelu_erf(),
             Activation::Mish => {
                 // softplus(x) = log(1 + exp(x)), computed stably as max(x, 0) + log(1 + exp(-|x|)).

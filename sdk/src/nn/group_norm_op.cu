@@ -1,43 +1,13 @@
 // Kernels of the fused group normalisation (sdk/src/nn/group_norm_op.rs), compiled at run time with NVRTC.
 //
 // Layout: x, dy, y, dx are contiguous [B, C, S] (S = product of the spatial dims), C = G * cpg channels in
-// G groups. Element types T: float, double, and bf16 / f16 carried as 16-bit patterns and converted here
-// (no cuda_bf16.h / cuda_fp16.h, so NVRTC needs no include path). Accumulation type A: double for double,
-// float for the others.
+// G groups. Element types T: float, double, bf16_t, f16_t, read with `to_acc` and written with `store` of
+// kernel_types.cu (prepended at compile time). Accumulation type A: double for double, float for the others.
 //
 // Statistics come from per-(sample, channel) sums of d = x - k, where k is the first element of the
 // channel's group in that sample: every channel of a group shares k, so the channel sums add up to group
 // sums, and shifting by a value of the data keeps var = E[d^2] - E[d]^2 free of the cancellation that
 // E[x^2] - E[x]^2 suffers when |mean| >> std. `m1` below is the group mean of d (mean = k + m1).
-
-struct __align__(2) bf16_t { unsigned short bits; };
-struct __align__(2) f16_t { unsigned short bits; };
-
-__device__ __forceinline__ float to_acc(float v) { return v; }
-__device__ __forceinline__ double to_acc(double v) { return v; }
-__device__ __forceinline__ float to_acc(bf16_t v) { return __uint_as_float(((unsigned int)v.bits) << 16); }
-__device__ __forceinline__ float to_acc(f16_t v) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
-    return f;
-}
-
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(double* p, double v) { *p = v; }
-// Round to nearest even; NaN stays a (quiet) NaN.
-__device__ __forceinline__ void store(bf16_t* p, float v) {
-    const unsigned int u = __float_as_uint(v);
-    if ((u & 0x7fffffffu) > 0x7f800000u) {
-        p->bits = (unsigned short)((u >> 16) | 0x0040u);
-    } else {
-        p->bits = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
-}
-__device__ __forceinline__ void store(f16_t* p, float v) {
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-    p->bits = h;
-}
 
 __device__ __forceinline__ float inv_sqrt(float v) { return 1.0f / sqrtf(v); }
 __device__ __forceinline__ double inv_sqrt(double v) { return 1.0 / sqrt(v); }

@@ -13,20 +13,11 @@
 //! `dy * d` (`[B, C, 4]`), then the weight (`[C]`).
 
 use crate::candle::backend::BackendStorage;
-use crate::candle::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use crate::candle::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use crate::nn::custom_op::{cpu_slice, dispatch};
 
-/// Runs `$module::$f::<T>(args..)` with `T` the Rust type of a float `$dtype`.
-macro_rules! dispatch {
-    ($dtype:expr, $module:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
-        match $dtype {
-            DType::F32 => $module::$f::<f32>($($arg),*),
-            DType::F64 => $module::$f::<f64>($($arg),*),
-            DType::BF16 => $module::$f::<half::bf16>($($arg),*),
-            DType::F16 => $module::$f::<half::f16>($($arg),*),
-            d => Err(crate::candle::Error::Msg(format!("group norm: unsupported dtype {d:?} (expected f32, f64, bf16 or f16)")).bt()),
-        }
-    };
-}
+/// The op name of error messages.
+const OP: &str = "group norm";
 
 /// Group norm of `x` (`[B, C, ..]`, rank >= 2) with `num_groups` groups and per-channel `weight` and `bias`
 /// (`[C]`, any float dtype: they are cast to the accumulation dtype, and their gradients flow back through
@@ -137,7 +128,7 @@ impl CustomOp3 for GroupNormOp {
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (w.dtype(), wl), (b.dtype(), bl))?;
         let (w, b) = (cpu_acc(w, wl)?, cpu_acc(b, bl)?);
-        let y = dispatch!(x.dtype(), cpu::forward(x, xl, &w, &b, d, self.eps))?;
+        let y = dispatch!(OP, x.dtype(), cpu::forward(x, xl, &w, &b, d, self.eps))?;
         Ok((y, xl.shape().clone()))
     }
 
@@ -152,7 +143,7 @@ impl CustomOp3 for GroupNormOp {
         bl: &Layout,
     ) -> Result<(crate::candle::CudaStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (w.dtype(), wl), (b.dtype(), bl))?;
-        let y = dispatch!(x.dtype(), cuda::forward((x, xl), (w, wl), (b, bl), d, self.eps))?;
+        let y = dispatch!(OP, x.dtype(), cuda::forward((x, xl), (w, wl), (b, bl), d, self.eps))?;
         Ok((y, xl.shape().clone()))
     }
 
@@ -192,7 +183,7 @@ impl CustomOp3 for GradSums {
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, dy: &CpuStorage, dyl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (w.dtype(), wl))?;
         let w = cpu_acc(w, wl)?;
-        let sums = dispatch!(x.dtype(), cpu::grad_sums((x, xl), (dy, dyl), &w, d))?;
+        let sums = dispatch!(OP, x.dtype(), cpu::grad_sums((x, xl), (dy, dyl), &w, d))?;
         Ok((acc_storage(sums, acc_dtype(x.dtype())?), Shape::from(d.sums_len())))
     }
 
@@ -207,7 +198,7 @@ impl CustomOp3 for GradSums {
         wl: &Layout,
     ) -> Result<(crate::candle::CudaStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (w.dtype(), wl))?;
-        let sums = dispatch!(x.dtype(), cuda::grad_sums((x, xl), (dy, dyl), (w, wl), d))?;
+        let sums = dispatch!(OP, x.dtype(), cuda::grad_sums((x, xl), (dy, dyl), (w, wl), d))?;
         Ok((sums, Shape::from(d.sums_len())))
     }
 }
@@ -239,7 +230,7 @@ impl CustomOp3 for GradInput {
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, dy: &CpuStorage, dyl: &Layout, s: &CpuStorage, sl: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (s.dtype(), sl))?;
         let sums = cpu_acc(s, sl)?;
-        let dx = dispatch!(x.dtype(), cpu::grad_input((x, xl), (dy, dyl), &sums, d, self.eps))?;
+        let dx = dispatch!(OP, x.dtype(), cpu::grad_input((x, xl), (dy, dyl), &sums, d, self.eps))?;
         Ok((dx, xl.shape().clone()))
     }
 
@@ -254,7 +245,7 @@ impl CustomOp3 for GradInput {
         sl: &Layout,
     ) -> Result<(crate::candle::CudaStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (s.dtype(), sl))?;
-        let dx = dispatch!(x.dtype(), cuda::grad_input((x, xl), (dy, dyl), (s, sl), d, self.eps))?;
+        let dx = dispatch!(OP, x.dtype(), cuda::grad_input((x, xl), (dy, dyl), (s, sl), d, self.eps))?;
         Ok((dx, xl.shape().clone()))
     }
 }
@@ -298,19 +289,11 @@ impl CustomOp1 for GradParams {
     }
 }
 
-/// The contiguous elements of a CPU argument.
-fn cpu_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&T::cpu_storage_as_slice(s)?[start..end]),
-        None => bail!("group norm: arguments must be contiguous"),
-    }
-}
-
 /// An `f32` or `f64` CPU argument as `f64` values.
 fn cpu_acc(s: &CpuStorage, l: &Layout) -> Result<Vec<f64>> {
     match s.dtype() {
-        DType::F32 => Ok(cpu_slice::<f32>(s, l)?.iter().map(|&v| f64::from(v)).collect()),
-        DType::F64 => Ok(cpu_slice::<f64>(s, l)?.to_vec()),
+        DType::F32 => Ok(cpu_slice::<f32>(s, l, OP)?.iter().map(|&v| f64::from(v)).collect()),
+        DType::F64 => Ok(cpu_slice::<f64>(s, l, OP)?.to_vec()),
         d => bail!("group norm: internal argument is {d:?}, expected f32 or f64"),
     }
 }
@@ -325,7 +308,7 @@ fn acc_storage(values: Vec<f64>, dtype: DType) -> CpuStorage {
 
 /// The CPU passes, in `f64`.
 mod cpu {
-    use super::{cpu_slice, Dims};
+    use super::{cpu_slice, Dims, OP};
     use crate::candle::{bail, CpuStorage, Layout, Result, WithDType};
 
     /// Checks that `x` and `dy` have the elements of `d`.
@@ -338,7 +321,7 @@ mod cpu {
 
     /// `y` of the forward op: two passes per group (mean, then the centred variance).
     pub(super) fn forward<T: WithDType>(x: &CpuStorage, xl: &Layout, w: &[f64], b: &[f64], d: Dims, eps: f64) -> Result<CpuStorage> {
-        let x = cpu_slice::<T>(x, xl)?;
+        let x = cpu_slice::<T>(x, xl, OP)?;
         let mut y = Vec::with_capacity(x.len());
         for (i, group) in x.chunks_exact(d.group_len()).enumerate() {
             let n = group.len() as f64;
@@ -356,7 +339,7 @@ mod cpu {
 
     /// The backward sums (module docs of the parent).
     pub(super) fn grad_sums<T: WithDType>(x: (&CpuStorage, &Layout), dy: (&CpuStorage, &Layout), w: &[f64], d: Dims) -> Result<Vec<f64>> {
-        let (x, dy) = (cpu_slice::<T>(x.0, x.1)?, cpu_slice::<T>(dy.0, dy.1)?);
+        let (x, dy) = (cpu_slice::<T>(x.0, x.1, OP)?, cpu_slice::<T>(dy.0, dy.1, OP)?);
         check_len(x, dy, d)?;
         let mut sums = Vec::with_capacity(d.sums_len());
         for (xg, dyg) in x.chunks_exact(d.group_len()).zip(dy.chunks_exact(d.group_len())) {
@@ -396,7 +379,7 @@ mod cpu {
         d: Dims,
         eps: f64,
     ) -> Result<CpuStorage> {
-        let (x, dy) = (cpu_slice::<T>(x.0, x.1)?, cpu_slice::<T>(dy.0, dy.1)?);
+        let (x, dy) = (cpu_slice::<T>(x.0, x.1, OP)?, cpu_slice::<T>(dy.0, dy.1, OP)?);
         check_len(x, dy, d)?;
         let w = &sums[d.batch * d.channels * 4..];
         let n = d.group_len() as f64;
@@ -445,65 +428,21 @@ mod cpu {
 /// The CUDA passes: the kernels of `group_norm_op.cu`, one block per (sample, channel).
 #[cfg(feature = "cuda")]
 mod cuda {
-    use std::sync::OnceLock;
-
-    use super::Dims;
+    use super::{Dims, OP};
     use crate::candle::backend::BackendStorage;
-    use crate::candle::cuda_backend::cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+    use crate::candle::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
     use crate::candle::cuda_backend::{CudaDType, CudaStorage, WrapErr};
-    use crate::candle::{bail, Error, Layout, Result, WithDType};
+    use crate::candle::{Error, Layout, Result, WithDType};
+    use crate::nn::custom_op::cuda::{view, Elem, Kernels};
 
-    /// The kernels' CUDA C source.
-    const SOURCE: &str = include_str!("group_norm_op.cu");
-    /// The name of the loaded module on each device.
-    const MODULE: &str = "boot_group_norm";
+    /// The kernels, loaded as `boot_group_norm`.
+    static KERNELS: Kernels = Kernels::new("boot_group_norm", "group_norm_op.cu", include_str!("group_norm_op.cu"));
     /// Threads of the per-channel blocks at most, and of the parameter-gradient blocks.
     const MAX_THREADS: usize = 256;
 
-    /// A storage dtype of the kernels: its accumulation type and its kernels' name suffix.
-    pub(super) trait Elem: CudaDType + DeviceRepr + WithDType {
-        /// `f32`, or `f64` for `f64`.
-        type Acc: CudaDType + DeviceRepr + WithDType;
-        /// The kernels' suffix (`gn_forward_bf16`, ..).
-        const SUFFIX: &'static str;
-    }
-
-    macro_rules! elem {
-        ($t:ty, $acc:ty, $suffix:literal) => {
-            impl Elem for $t {
-                type Acc = $acc;
-                const SUFFIX: &'static str = $suffix;
-            }
-        };
-    }
-    elem!(f32, f32, "f32");
-    elem!(f64, f64, "f64");
-    elem!(half::bf16, f32, "bf16");
-    elem!(half::f16, f32, "f16");
-
-    /// The PTX of [`SOURCE`], compiled by NVRTC on first use (no include paths needed).
-    fn ptx() -> Result<&'static str> {
-        static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-        let compiled = PTX.get_or_init(|| {
-            crate::candle::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE).map(|p| p.to_src()).map_err(|e| format!("{e:?}"))
-        });
-        match compiled {
-            Ok(ptx) => Ok(ptx.as_str()),
-            Err(e) => bail!("group norm: NVRTC could not compile group_norm_op.cu: {e}"),
-        }
-    }
-
-    /// The contiguous elements of an argument.
-    fn view<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout) -> Result<CudaView<'a, T>> {
-        match l.contiguous_offsets() {
-            Some((start, end)) => Ok(s.as_cuda_slice::<T>()?.slice(start..end)),
-            None => bail!("group norm: arguments must be contiguous"),
-        }
-    }
-
     /// `v` as a kernel's `int`.
     fn int(v: usize, what: &str) -> Result<i32> {
-        i32::try_from(v).map_err(|_| Error::Msg(format!("group norm: {what} = {v} does not fit the kernels' 32-bit ints")).bt())
+        i32::try_from(v).map_err(|_| Error::Msg(format!("{OP}: {what} = {v} does not fit the kernels' 32-bit ints")).bt())
     }
 
     /// `(C, C / G, S)` as kernel ints, checking that the grid of `B * C` blocks fits too.
@@ -527,20 +466,21 @@ mod cuda {
         eps: f64,
     ) -> Result<CudaStorage> {
         let dev = x.0.device();
-        let (xv, wv, bv) = (view::<T>(x.0, x.1)?, view::<T::Acc>(w.0, w.1)?, view::<T::Acc>(b.0, b.1)?);
+        let stream = dev.cuda_stream();
+        let (xv, wv, bv) = (view::<T>(x.0, x.1, OP)?, view::<T::Acc>(w.0, w.1, OP)?, view::<T::Acc>(b.0, b.1, OP)?);
         let (c, cpg, s) = sizes(d)?;
         let eps = T::Acc::from_f64(eps);
         // SAFETY: every element is written by the kernel (one per (sample, channel) block, two values each).
         let sums = unsafe { dev.alloc::<T::Acc>(d.batch * d.channels * 2)? };
-        let f = dev.get_or_load_custom_func(&format!("gn_sums_{}", T::SUFFIX), MODULE, ptx()?)?;
-        let mut launch = f.builder();
+        let f = KERNELS.func(dev, &format!("gn_sums_{}", T::SUFFIX))?;
+        let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&sums).arg(&c).arg(&cpg).arg(&s);
         // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
         unsafe { launch.launch(per_channel(d)) }.w()?;
         // SAFETY: every element is written by the next kernel.
         let y = unsafe { dev.alloc::<T>(d.len())? };
-        let f = dev.get_or_load_custom_func(&format!("gn_forward_{}", T::SUFFIX), MODULE, ptx()?)?;
-        let mut launch = f.builder();
+        let f = KERNELS.func(dev, &format!("gn_forward_{}", T::SUFFIX))?;
+        let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&sums).arg(&wv).arg(&bv).arg(&y).arg(&c).arg(&cpg).arg(&s).arg(&eps);
         // SAFETY: as above.
         unsafe { launch.launch(per_channel(d)) }.w()?;
@@ -555,12 +495,13 @@ mod cuda {
         d: Dims,
     ) -> Result<CudaStorage> {
         let dev = x.0.device();
-        let (xv, dyv, wv) = (view::<T>(x.0, x.1)?, view::<T>(dy.0, dy.1)?, view::<T::Acc>(w.0, w.1)?);
+        let stream = dev.cuda_stream();
+        let (xv, dyv, wv) = (view::<T>(x.0, x.1, OP)?, view::<T>(dy.0, dy.1, OP)?, view::<T::Acc>(w.0, w.1, OP)?);
         let (c, cpg, s) = sizes(d)?;
         // SAFETY: every element is written by the kernel (four per block, and the weight by sample 0's blocks).
         let sums = unsafe { dev.alloc::<T::Acc>(d.sums_len())? };
-        let f = dev.get_or_load_custom_func(&format!("gn_grad_sums_{}", T::SUFFIX), MODULE, ptx()?)?;
-        let mut launch = f.builder();
+        let f = KERNELS.func(dev, &format!("gn_grad_sums_{}", T::SUFFIX))?;
+        let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&dyv).arg(&wv).arg(&sums).arg(&c).arg(&cpg).arg(&s);
         // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
         unsafe { launch.launch(per_channel(d)) }.w()?;
@@ -576,13 +517,14 @@ mod cuda {
         eps: f64,
     ) -> Result<CudaStorage> {
         let dev = x.0.device();
-        let (xv, dyv, sv) = (view::<T>(x.0, x.1)?, view::<T>(dy.0, dy.1)?, view::<T::Acc>(sums.0, sums.1)?);
+        let stream = dev.cuda_stream();
+        let (xv, dyv, sv) = (view::<T>(x.0, x.1, OP)?, view::<T>(dy.0, dy.1, OP)?, view::<T::Acc>(sums.0, sums.1, OP)?);
         let (c, cpg, s) = sizes(d)?;
         let eps = T::Acc::from_f64(eps);
         // SAFETY: every element is written by the kernel.
         let dx = unsafe { dev.alloc::<T>(d.len())? };
-        let f = dev.get_or_load_custom_func(&format!("gn_grad_input_{}", T::SUFFIX), MODULE, ptx()?)?;
-        let mut launch = f.builder();
+        let f = KERNELS.func(dev, &format!("gn_grad_input_{}", T::SUFFIX))?;
+        let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&dyv).arg(&sv).arg(&dx).arg(&c).arg(&cpg).arg(&s).arg(&eps);
         // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
         unsafe { launch.launch(per_channel(d)) }.w()?;
@@ -592,15 +534,16 @@ mod cuda {
     /// `[dw; db]` from the sums (`A` their dtype, `f32` or `f64`).
     pub(super) fn grad_params<A: CudaDType + DeviceRepr + WithDType>(sums: (&CudaStorage, &Layout), d: Dims, eps: f64) -> Result<CudaStorage> {
         let dev = sums.0.device();
-        let sv = view::<A>(sums.0, sums.1)?;
+        let stream = dev.cuda_stream();
+        let sv = view::<A>(sums.0, sums.1, OP)?;
         let (c, cpg, s) = sizes(d)?;
         let batch = int(d.batch, "batch")?;
         let eps = A::from_f64(eps);
         let suffix = if A::DTYPE == crate::candle::DType::F64 { "f64" } else { "f32" };
         // SAFETY: every element is written by the kernel (one thread per channel writes two).
         let out = unsafe { dev.alloc::<A>(2 * d.channels)? };
-        let f = dev.get_or_load_custom_func(&format!("gn_grad_params_{suffix}"), MODULE, ptx()?)?;
-        let mut launch = f.builder();
+        let f = KERNELS.func(dev, &format!("gn_grad_params_{suffix}"))?;
+        let mut launch = stream.launch_builder(&f);
         launch.arg(&sv).arg(&out).arg(&batch).arg(&c).arg(&cpg).arg(&s).arg(&eps);
         let blocks = d.channels.div_ceil(MAX_THREADS) as u32;
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (MAX_THREADS as u32, 1, 1), shared_mem_bytes: 0 };

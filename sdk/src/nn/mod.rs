@@ -13,6 +13,7 @@
 //! | file | what |
 //! |---|---|
 //! | [`group_norm`] | group normalisation (one fused op with a fused backward, CPU and CUDA), with EDM's `num_groups = min(32, C / 4)` rule |
+//! | [`silu()`] | SiLU as one op with a one-op backward (CPU and CUDA); [`activation`] names it and the other activations |
 //! | [`linear`] | fully connected layer (`weight [out, in]`, optional `bias`) |
 //! | [`conv`] | 2-D convolution with EDM's optional FIR up/down-sampling (incl. the fused down path) |
 //! | [`functional`] | convolution / transposed convolution (cuDNN on CUDA), 2x nearest up-sampling and average pooling with fast backward passes |
@@ -32,6 +33,7 @@ pub mod beta_schedule;
 pub mod conv;
 #[cfg(feature = "cudnn")]
 mod cudnn_conv;
+mod custom_op;
 pub mod diffusers;
 pub mod fourier;
 pub mod functional;
@@ -43,6 +45,7 @@ pub mod linear;
 pub mod overlay;
 pub mod positional;
 pub mod resample;
+mod silu_op;
 pub mod strict;
 pub mod strided_conv;
 pub mod timesteps;
@@ -57,6 +60,7 @@ pub use linear::Linear;
 pub use overlay::FrozenOverlay;
 pub use positional::{PositionalEmbedding, SinusoidOrder};
 pub use resample::ResampleFilter;
+pub use silu_op::silu;
 pub use strict::load_strict;
 pub use unet_block::{UNetBlock, UNetBlockConfig};
 

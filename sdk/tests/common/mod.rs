@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod device;
+pub mod inputs;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
 use crate::nn::functional::{avg_pool2x, upsample_nearest2x};
-use crate::nn::{Conv2d, Conv2dConfig, GroupNorm, Linear};
+use crate::nn::{silu, Conv2d, Conv2dConfig, GroupNorm, Linear};
 
 /// `GroupNorm32`: guided-diffusion's `normalization(channels)`, always 32 groups with eps 1e-5.
 pub fn group_norm32(vb: VarBuilder, channels: usize) -> Result<GroupNorm> {
@@ -68,7 +68,7 @@ impl ResBlock {
 
     /// Applies the block to `x` (`[B, channels, H, W]`) with the embedding `emb` (`[B, emb_channels]`).
     pub fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
-        let mut h = self.in_norm.forward(x)?.silu()?;
+        let mut h = silu(&self.in_norm.forward(x)?)?;
         let mut x = x.clone();
         if self.cfg.up {
             h = upsample_nearest2x(&h)?;
@@ -79,7 +79,7 @@ impl ResBlock {
         }
         h = self.in_conv.forward(&h)?;
         // The embedding may be wider than `h` (an `f32` embedding of a half-precision body): cast once here.
-        let emb_out = self.emb_layer.forward(&emb.silu()?)?.to_dtype(h.dtype())?.unsqueeze(2)?.unsqueeze(3)?;
+        let emb_out = self.emb_layer.forward(&silu(emb)?)?.to_dtype(h.dtype())?.unsqueeze(2)?.unsqueeze(3)?;
         h = if self.cfg.use_scale_shift_norm {
             let c = self.cfg.out_channels;
             let (scale, shift) = (emb_out.narrow(1, 0, c)?, emb_out.narrow(1, c, c)?);
@@ -87,7 +87,7 @@ impl ResBlock {
         } else {
             self.out_norm.forward(&h.broadcast_add(&emb_out)?)?
         };
-        h = self.out_conv.forward(&h.silu()?)?;
+        h = self.out_conv.forward(&silu(&h)?)?;
         match &self.skip {
             Some(s) => s.forward(&x)? + h,
             None => x + h,

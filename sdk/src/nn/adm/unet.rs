@@ -9,7 +9,7 @@ use super::resblock::{group_norm32, ResBlock, ResBlockConfig};
 use crate::candle::{DType, Result, Tensor};
 use crate::candle_nn::VarBuilder;
 use crate::nn::timesteps::Timesteps;
-use crate::nn::{ClassEmbeddingTable, Conv2d, Conv2dConfig, GroupNorm, Linear};
+use crate::nn::{silu, ClassEmbeddingTable, Conv2d, Conv2dConfig, GroupNorm, Linear};
 
 /// `UNetModel` constructor arguments with the original defaults. `attention_resolutions` are
 /// **downsample factors** (`image_size // resolution`), as `UNetModel` takes them (`create_model`
@@ -282,7 +282,7 @@ impl UNetModel {
     pub fn embedding(&self, timesteps: &Tensor, labels: Option<&[Option<u32>]>, extra: Option<&Tensor>) -> crate::Result<Tensor> {
         let dtype = crate::nn::embedding_dtype(self.dtype);
         let t_emb = self.timestep_embedding(&timesteps.to_dtype(dtype)?)?;
-        let mut emb = self.time_embed_2.forward(&self.time_embed_0.forward(&t_emb)?.silu()?)?;
+        let mut emb = self.time_embed_2.forward(&silu(&self.time_embed_0.forward(&t_emb)?)?)?;
         match (&self.label_emb, labels) {
             (Some(table), Some(l)) => {
                 if l.len() != emb.dim(0)? {
@@ -324,7 +324,7 @@ impl UNetModel {
             h = m.forward(&Tensor::cat(&[&h, &skip], 1)?, emb)?;
             trace(&format!("output_blocks.{i}"), &h)?;
         }
-        let out = self.out_conv.forward(&self.out_norm.forward(&h)?.silu()?)?;
+        let out = self.out_conv.forward(&silu(&self.out_norm.forward(&h)?)?)?;
         trace("out", &out)?;
         Ok(out)
     }

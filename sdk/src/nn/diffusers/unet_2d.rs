@@ -411,7 +411,7 @@ impl UNet2DModel {
         }
         h = self.conv_norm_out.forward(&h)?;
         trace("conv_norm_out", &h)?;
-        let out = self.conv_out.forward(&h.silu()?)?;
+        let out = self.conv_out.forward(&crate::nn::silu(&h)?)?;
         trace("conv_out", &out)?;
         Ok(out)
     }

@@ -1,0 +1,34 @@
+// Element types of the sdk's NVRTC kernels (sdk/src/nn/custom_op.rs prepends this file to every kernel
+// source before compiling it): float, double, and bf16 / f16 carried as 16-bit patterns and converted here
+// (no cuda_bf16.h / cuda_fp16.h, so NVRTC needs no include path). `to_acc` reads an element into its
+// arithmetic type (double for double, float for the others); `store` rounds an arithmetic value once into
+// an element.
+
+struct __align__(2) bf16_t { unsigned short bits; };
+struct __align__(2) f16_t { unsigned short bits; };
+
+__device__ __forceinline__ float to_acc(float v) { return v; }
+__device__ __forceinline__ double to_acc(double v) { return v; }
+__device__ __forceinline__ float to_acc(bf16_t v) { return __uint_as_float(((unsigned int)v.bits) << 16); }
+__device__ __forceinline__ float to_acc(f16_t v) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
+    return f;
+}
+
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(double* p, double v) { *p = v; }
+// Round to nearest even; NaN stays a (quiet) NaN.
+__device__ __forceinline__ void store(bf16_t* p, float v) {
+    const unsigned int u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+        p->bits = (unsigned short)((u >> 16) | 0x0040u);
+    } else {
+        p->bits = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+__device__ __forceinline__ void store(f16_t* p, float v) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    p->bits = h;
+}
