@@ -179,6 +179,6 @@ impl DhariwalUNet {
             x = b.forward(&x, emb)?;
             trace(name, &x)?;
         }
-        self.out_conv.forward(&self.out_norm.forward(&x)?.silu()?)
+        self.out_conv.forward(&self.out_norm.forward_modulated(&x, None, true)?)
     }
 }

@@ -1,5 +1,6 @@
 //! Pointwise activations by the names diffusers configs use (`act_fn`, `resnet_act_fn`).
 
+use super::GroupNorm;
 use crate::candle::{Result, Tensor};
 
 /// An activation function.
@@ -38,6 +39,15 @@ impl Activation {
                 x * softplus.tanh()?
             }
             Activation::Relu => x.relu(),
+        }
+    }
+
+    /// `self(norm(x) * (1 + scale) + shift)` ([`GroupNorm::forward_modulated`]; `scale_shift` `None`: no
+    /// modulation): one fused op for SiLU, the norm then the activation for the others.
+    pub fn after_group_norm(&self, norm: &GroupNorm, x: &Tensor, scale_shift: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
+        match self {
+            Activation::Silu => norm.forward_modulated(x, scale_shift, true),
+            other => other.forward(&norm.forward_modulated(x, scale_shift, false)?),
         }
     }
 }

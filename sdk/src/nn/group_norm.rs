@@ -43,6 +43,18 @@ impl GroupNorm {
     /// Normalises `x` (`[B, C, ...]`, any float dtype) in one fused op with a fused backward (`group_norm_op.rs`);
     /// half-precision inputs are normalised in `f32`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::group_norm_op::group_norm(x, &self.weight, &self.bias, self.num_groups, self.eps)
+        self.forward_modulated(x, None, false)
+    }
+
+    /// `act(self.forward(x) * (1 + scale) + shift)` as one fused op with a fused backward: the UNets'
+    /// "normalise, modulate, activate" step (ADM's `use_scale_shift_norm`, EDM's `adaptive_scale`,
+    /// diffusers' `scale_shift`) and, without `scale_shift`, the plain `silu(norm(x))`.
+    ///
+    /// `scale_shift`: per (sample, channel) `scale` and `shift`, each `[B, C]` or `[B, C, 1, 1]` (a batch of
+    /// 1 broadcasts), any float dtype; `None` skips the modulation. `act` is SiLU when `silu`, else the
+    /// identity. All arithmetic is in `f32` (`f64` for `f64` inputs) and the result is rounded once to `x`'s
+    /// dtype; gradients flow to `x`, the weight, the bias, `scale` and `shift`.
+    pub fn forward_modulated(&self, x: &Tensor, scale_shift: Option<(&Tensor, &Tensor)>, silu: bool) -> Result<Tensor> {
+        super::group_norm_op::group_norm(x, &self.weight, &self.bias, self.num_groups, self.eps, scale_shift, silu)
     }
 }

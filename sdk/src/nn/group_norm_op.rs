@@ -1,32 +1,66 @@
-//! Fused group normalisation over `[B, C, *spatial]`: one custom op computes
-//! `y = (x - mean) * rstd * weight[c] + bias[c]` (statistics per sample and group of `C / G` channels, biased
-//! variance, `rstd = 1 / sqrt(var + eps)`), and its backward is three no-grad ops that read `x` and `dy` twice
-//! in all: per-(sample, channel) sums, the input gradient, the weight and bias gradients.
+//! Fused group normalisation over `[B, C, *spatial]` with an optional per-(sample, channel) modulation and
+//! an optional SiLU: one custom op computes `y = act(z)`, `z = xhat * weight[c] * (1 + scale[b, c]) +
+//! bias[c] * (1 + scale[b, c]) + shift[b, c]`, i.e. `act(group_norm(x) * (1 + scale) + shift)` (statistics
+//! per sample and group of `C / G` channels, biased variance, `xhat = (x - mean) * rstd`,
+//! `rstd = 1 / sqrt(var + eps)`; `scale = shift = 0` without modulation, `act` SiLU or the identity). Its
+//! backward is three no-grad ops that read `x` and `dy` twice in all (`x` once more with SiLU, for the
+//! statistics that the recomputed pre-activation `z` needs): per-(sample, channel) sums, the input
+//! gradient, the parameter gradients.
 //!
 //! Storage dtypes `f32`, `f64`, `bf16`, `f16`; arithmetic is in `f32` (`f64` for `f64` inputs) on CUDA and in
-//! `f64` on the CPU, and the outputs are rounded once to the input's dtype. CUDA kernels: `group_norm_op.cu`,
-//! compiled once per process with NVRTC.
+//! `f64` on the CPU, and the outputs are rounded once to the input's dtype. CUDA kernels: `group_norm_op.cu`
+//! (after `sigmoid.cu`), compiled once per process with NVRTC.
+//!
+//! The parameters travel as one flat tensor `p` of the accumulation dtype (`f32`, or `f64` for `f64` inputs):
+//! `[weight (C); bias (C)]`, followed by `[scale (B * C); shift (B * C)]` when modulated; it is concatenated
+//! with candle ops outside the op, so the gradient of `p` flows back to the original tensors.
 //!
 //! Statistics are computed from sums of `d = x - k`, `k` the first element of the group in the sample (see
 //! `group_norm_op.cu`); the backward passes the sums from one op to the next in a flat tensor of the
-//! accumulation dtype (`f32`, or `f64` for `f64` inputs): per (sample, channel) the sums of `d`, `d^2`, `dy`,
-//! `dy * d` (`[B, C, 4]`), then the weight (`[C]`).
+//! accumulation dtype: per (sample, channel) the sums of `d`, `d^2`, `g`, `g * d` (`[B, C, 4]`,
+//! `g = dy * act'(z)`), then `p`.
 
 use crate::candle::backend::BackendStorage;
-use crate::candle::{bail, CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use crate::candle::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use crate::nn::custom_op::{cpu_slice, dispatch};
 
 /// The op name of error messages.
 const OP: &str = "group norm";
 
-/// Group norm of `x` (`[B, C, ..]`, rank >= 2) with `num_groups` groups and per-channel `weight` and `bias`
-/// (`[C]`, any float dtype: they are cast to the accumulation dtype, and their gradients flow back through
-/// the cast). The result has `x`'s dtype.
-pub(crate) fn group_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, num_groups: usize, eps: f64) -> Result<Tensor> {
+/// `act(group_norm(x) * (1 + scale) + shift)` of `x` (`[B, C, ..]`, rank >= 2) with `num_groups` groups,
+/// per-channel `weight` and `bias` (`[C]`) and, when given, `(scale, shift)` per sample and channel (each
+/// `[B, C]`, `[1, C]`, `[B, C, 1, 1]` or `[1, C, 1, 1]`); `act` is SiLU when `silu`, else the identity. The
+/// parameters may have any float dtype: they are cast to the accumulation dtype, and their gradients flow
+/// back through the cast. The result has `x`'s dtype.
+pub(crate) fn group_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    num_groups: usize,
+    eps: f64,
+    scale_shift: Option<(&Tensor, &Tensor)>,
+    silu: bool,
+) -> Result<Tensor> {
     let acc = acc_dtype(x.dtype())?;
-    let weight = weight.to_dtype(acc)?.contiguous()?;
-    let bias = bias.to_dtype(acc)?.contiguous()?;
-    x.contiguous()?.apply_op3(&weight, &bias, GroupNormOp { num_groups, eps })
+    let (batch, channels) = match x.dims() {
+        [b, c, ..] => (*b, *c),
+        _ => bail!("{OP}: input of shape {:?}, expected [B, C, ..]", x.dims()),
+    };
+    for (what, t) in [("weight", weight), ("bias", bias)] {
+        if t.dims() != [channels] {
+            bail!("{OP}: {what} has shape {:?}, expected [{channels}]", t.dims());
+        }
+    }
+    let mut params = vec![weight.to_dtype(acc)?, bias.to_dtype(acc)?];
+    if let Some((scale, shift)) = scale_shift {
+        for t in [scale, shift] {
+            let per_sample = if t.rank() > 2 { t.flatten_from(1)? } else { t.clone() };
+            params.push(per_sample.to_dtype(acc)?.broadcast_as((batch, channels))?.flatten_all()?);
+        }
+    }
+    let p = Tensor::cat(&params, 0)?;
+    let op = GroupNormOp { num_groups, eps, mode: Mode { modulated: scale_shift.is_some(), silu } };
+    x.contiguous()?.apply_op2(&p, op)
 }
 
 /// The dtype the statistics and the parameter tensors are in: `f64` for `f64` inputs, else `f32`.
@@ -34,8 +68,17 @@ fn acc_dtype(dtype: DType) -> Result<DType> {
     match dtype {
         DType::F64 => Ok(DType::F64),
         DType::F32 | DType::BF16 | DType::F16 => Ok(DType::F32),
-        d => bail!("group norm: unsupported dtype {d:?} (expected f32, f64, bf16 or f16)"),
+        d => bail!("{OP}: unsupported dtype {d:?} (expected f32, f64, bf16 or f16)"),
     }
+}
+
+/// What follows the normalisation.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// `* (1 + scale) + shift` per (sample, channel).
+    modulated: bool,
+    /// SiLU at the end.
+    silu: bool,
 }
 
 /// Sizes of `x`: batch, channels, channels per group, spatial positions per channel.
@@ -52,15 +95,15 @@ impl Dims {
     fn of(shape: &Shape, num_groups: usize) -> Result<Self> {
         let dims = shape.dims();
         if dims.len() < 2 {
-            bail!("group norm: input of shape {shape:?}, expected [B, C, ..]");
+            bail!("{OP}: input of shape {shape:?}, expected [B, C, ..]");
         }
         let (batch, channels) = (dims[0], dims[1]);
         if num_groups == 0 || !channels.is_multiple_of(num_groups) {
-            bail!("group norm: {channels} channels cannot be split into {num_groups} groups");
+            bail!("{OP}: {channels} channels cannot be split into {num_groups} groups");
         }
         let spatial = dims[2..].iter().product::<usize>();
         if batch * channels * spatial == 0 {
-            bail!("group norm: empty input of shape {shape:?}");
+            bail!("{OP}: empty input of shape {shape:?}");
         }
         Ok(Self { batch, channels, per_group: channels / num_groups, spatial })
     }
@@ -80,9 +123,14 @@ impl Dims {
         self.batch * self.channels * self.spatial
     }
 
-    /// Length of the backward sums: `[B, C, 4]` then the weight `[C]`.
-    fn sums_len(&self) -> usize {
-        self.batch * self.channels * 4 + self.channels
+    /// Length of the parameters `p`: `2 C`, plus `2 B C` when modulated.
+    fn params_len(&self, mode: Mode) -> usize {
+        2 * self.channels + if mode.modulated { 2 * self.batch * self.channels } else { 0 }
+    }
+
+    /// Length of the backward sums: `[B, C, 4]` then `p`.
+    fn sums_len(&self, mode: Mode) -> usize {
+        self.batch * self.channels * 4 + self.params_len(mode)
     }
 }
 
@@ -100,35 +148,34 @@ fn check_arg(op: &str, what: &str, got: DType, layout: &Layout, dtype: DType, sh
     Ok(())
 }
 
-/// The forward op: arguments `(x, weight, bias)`, `weight` and `bias` `[C]` in the accumulation dtype.
+/// The forward op: arguments `(x, p)`, `p` the flat parameters in the accumulation dtype.
 #[derive(Debug, Clone, Copy)]
 struct GroupNormOp {
     num_groups: usize,
     eps: f64,
+    mode: Mode,
 }
 
 impl GroupNormOp {
     /// Checks the arguments (dtypes, shapes, contiguity) and returns the input's sizes.
-    fn check(&self, x: (DType, &Layout), w: (DType, &Layout), b: (DType, &Layout)) -> Result<Dims> {
+    fn check(&self, x: (DType, &Layout), p: (DType, &Layout)) -> Result<Dims> {
         let name = self.name();
         let d = Dims::of(x.1.shape(), self.num_groups)?;
-        let acc = acc_dtype(x.0)?;
         check_arg(name, "x", x.0, x.1, x.0, x.1.dims())?;
-        check_arg(name, "weight", w.0, w.1, acc, &[d.channels])?;
-        check_arg(name, "bias", b.0, b.1, acc, &[d.channels])?;
+        check_arg(name, "parameters", p.0, p.1, acc_dtype(x.0)?, &[d.params_len(self.mode)])?;
         Ok(d)
     }
 }
 
-impl CustomOp3 for GroupNormOp {
+impl CustomOp2 for GroupNormOp {
     fn name(&self) -> &'static str {
         "group-norm"
     }
 
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = self.check((x.dtype(), xl), (w.dtype(), wl), (b.dtype(), bl))?;
-        let (w, b) = (cpu_acc(w, wl)?, cpu_acc(b, bl)?);
-        let y = dispatch!(OP, x.dtype(), cpu::forward(x, xl, &w, &b, d, self.eps))?;
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, p: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = self.check((x.dtype(), xl), (p.dtype(), pl))?;
+        let p = cpu_acc(p, pl)?;
+        let y = dispatch!(OP, x.dtype(), cpu::forward(x, xl, &p, d, self.mode, self.eps))?;
         Ok((y, xl.shape().clone()))
     }
 
@@ -137,40 +184,41 @@ impl CustomOp3 for GroupNormOp {
         &self,
         x: &crate::candle::CudaStorage,
         xl: &Layout,
-        w: &crate::candle::CudaStorage,
-        wl: &Layout,
-        b: &crate::candle::CudaStorage,
-        bl: &Layout,
+        p: &crate::candle::CudaStorage,
+        pl: &Layout,
     ) -> Result<(crate::candle::CudaStorage, Shape)> {
-        let d = self.check((x.dtype(), xl), (w.dtype(), wl), (b.dtype(), bl))?;
-        let y = dispatch!(OP, x.dtype(), cuda::forward((x, xl), (w, wl), (b, bl), d, self.eps))?;
+        let d = self.check((x.dtype(), xl), (p.dtype(), pl))?;
+        let y = dispatch!(OP, x.dtype(), cuda::forward((x, xl), (p, pl), d, self.mode, self.eps))?;
         Ok((y, xl.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, p: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = Dims::of(x.shape(), self.num_groups)?;
         let dy = dy.contiguous()?;
-        let sums = x.apply_op3_no_bwd(&dy, w, &GradSums { num_groups: self.num_groups })?;
-        let dx = x.apply_op3_no_bwd(&dy, &sums, &GradInput { num_groups: self.num_groups, eps: self.eps })?;
-        let dw_db = sums.apply_op1_no_bwd(&GradParams { dims, eps: self.eps })?;
-        Ok((Some(dx), Some(dw_db.get(0)?), Some(dw_db.get(1)?)))
+        let (num_groups, eps, mode) = (self.num_groups, self.eps, self.mode);
+        let sums = x.apply_op3_no_bwd(&dy, p, &GradSums { num_groups, eps, mode })?;
+        let dx = x.apply_op3_no_bwd(&dy, &sums, &GradInput { num_groups, eps, mode })?;
+        let dp = sums.apply_op1_no_bwd(&GradParams { dims, eps, mode })?;
+        Ok((Some(dx), Some(dp)))
     }
 }
 
-/// Backward, first pass: arguments `(x, dy, weight)`; result the sums `[B * C * 4 + C]` (module docs).
+/// Backward, sums: arguments `(x, dy, p)`; result the flat sums (module docs) in the accumulation dtype.
 #[derive(Debug, Clone, Copy)]
 struct GradSums {
     num_groups: usize,
+    eps: f64,
+    mode: Mode,
 }
 
 impl GradSums {
     /// Checks the arguments (dtypes, shapes, contiguity) and returns the input's sizes.
-    fn check(&self, x: (DType, &Layout), dy: (DType, &Layout), w: (DType, &Layout)) -> Result<Dims> {
+    fn check(&self, x: (DType, &Layout), dy: (DType, &Layout), p: (DType, &Layout)) -> Result<Dims> {
         let name = self.name();
         let d = Dims::of(x.1.shape(), self.num_groups)?;
         check_arg(name, "x", x.0, x.1, x.0, x.1.dims())?;
         check_arg(name, "dy", dy.0, dy.1, x.0, x.1.dims())?;
-        check_arg(name, "weight", w.0, w.1, acc_dtype(x.0)?, &[d.channels])?;
+        check_arg(name, "parameters", p.0, p.1, acc_dtype(x.0)?, &[d.params_len(self.mode)])?;
         Ok(d)
     }
 }
@@ -180,11 +228,11 @@ impl CustomOp3 for GradSums {
         "group-norm-grad-sums"
     }
 
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, dy: &CpuStorage, dyl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (w.dtype(), wl))?;
-        let w = cpu_acc(w, wl)?;
-        let sums = dispatch!(OP, x.dtype(), cpu::grad_sums((x, xl), (dy, dyl), &w, d))?;
-        Ok((acc_storage(sums, acc_dtype(x.dtype())?), Shape::from(d.sums_len())))
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, dy: &CpuStorage, dyl: &Layout, p: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (p.dtype(), pl))?;
+        let p = cpu_acc(p, pl)?;
+        let sums = dispatch!(OP, x.dtype(), cpu::grad_sums((x, xl), (dy, dyl), &p, d, self.mode, self.eps))?;
+        Ok((acc_storage(sums, acc_dtype(x.dtype())?), Shape::from(d.sums_len(self.mode))))
     }
 
     #[cfg(feature = "cuda")]
@@ -194,12 +242,12 @@ impl CustomOp3 for GradSums {
         xl: &Layout,
         dy: &crate::candle::CudaStorage,
         dyl: &Layout,
-        w: &crate::candle::CudaStorage,
-        wl: &Layout,
+        p: &crate::candle::CudaStorage,
+        pl: &Layout,
     ) -> Result<(crate::candle::CudaStorage, Shape)> {
-        let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (w.dtype(), wl))?;
-        let sums = dispatch!(OP, x.dtype(), cuda::grad_sums((x, xl), (dy, dyl), (w, wl), d))?;
-        Ok((sums, Shape::from(d.sums_len())))
+        let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (p.dtype(), pl))?;
+        let sums = dispatch!(OP, x.dtype(), cuda::grad_sums((x, xl), (dy, dyl), (p, pl), d, self.mode, self.eps))?;
+        Ok((sums, Shape::from(d.sums_len(self.mode))))
     }
 }
 
@@ -208,6 +256,7 @@ impl CustomOp3 for GradSums {
 struct GradInput {
     num_groups: usize,
     eps: f64,
+    mode: Mode,
 }
 
 impl GradInput {
@@ -217,7 +266,7 @@ impl GradInput {
         let d = Dims::of(x.1.shape(), self.num_groups)?;
         check_arg(name, "x", x.0, x.1, x.0, x.1.dims())?;
         check_arg(name, "dy", dy.0, dy.1, x.0, x.1.dims())?;
-        check_arg(name, "sums", sums.0, sums.1, acc_dtype(x.0)?, &[d.sums_len()])?;
+        check_arg(name, "sums", sums.0, sums.1, acc_dtype(x.0)?, &[d.sums_len(self.mode)])?;
         Ok(d)
     }
 }
@@ -230,7 +279,7 @@ impl CustomOp3 for GradInput {
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, dy: &CpuStorage, dyl: &Layout, s: &CpuStorage, sl: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (s.dtype(), sl))?;
         let sums = cpu_acc(s, sl)?;
-        let dx = dispatch!(OP, x.dtype(), cpu::grad_input((x, xl), (dy, dyl), &sums, d, self.eps))?;
+        let dx = dispatch!(OP, x.dtype(), cpu::grad_input((x, xl), (dy, dyl), &sums, d, self.mode, self.eps))?;
         Ok((dx, xl.shape().clone()))
     }
 
@@ -245,16 +294,17 @@ impl CustomOp3 for GradInput {
         sl: &Layout,
     ) -> Result<(crate::candle::CudaStorage, Shape)> {
         let d = self.check((x.dtype(), xl), (dy.dtype(), dyl), (s.dtype(), sl))?;
-        let dx = dispatch!(OP, x.dtype(), cuda::grad_input((x, xl), (dy, dyl), (s, sl), d, self.eps))?;
+        let dx = dispatch!(OP, x.dtype(), cuda::grad_input((x, xl), (dy, dyl), (s, sl), d, self.mode, self.eps))?;
         Ok((dx, xl.shape().clone()))
     }
 }
 
-/// Backward, parameter gradients: argument the sums; result `[2, C]` (`dweight; dbias`) in their dtype.
+/// Backward, parameter gradients: argument the sums; result the gradient of `p` (its layout) in its dtype.
 #[derive(Debug, Clone, Copy)]
 struct GradParams {
     dims: Dims,
     eps: f64,
+    mode: Mode,
 }
 
 impl GradParams {
@@ -263,7 +313,7 @@ impl GradParams {
         if !matches!(s.0, DType::F32 | DType::F64) {
             bail!("{}: sums are {:?}, expected f32 or f64", self.name(), s.0);
         }
-        check_arg(self.name(), "sums", s.0, s.1, s.0, &[self.dims.sums_len()])
+        check_arg(self.name(), "sums", s.0, s.1, s.0, &[self.dims.sums_len(self.mode)])
     }
 }
 
@@ -274,18 +324,18 @@ impl CustomOp1 for GradParams {
 
     fn cpu_fwd(&self, s: &CpuStorage, sl: &Layout) -> Result<(CpuStorage, Shape)> {
         self.check((s.dtype(), sl))?;
-        let grads = cpu::grad_params(&cpu_acc(s, sl)?, self.dims, self.eps);
-        Ok((acc_storage(grads, s.dtype()), Shape::from((2, self.dims.channels))))
+        let grads = cpu::grad_params(&cpu_acc(s, sl)?, self.dims, self.mode, self.eps);
+        Ok((acc_storage(grads, s.dtype()), Shape::from(self.dims.params_len(self.mode))))
     }
 
     #[cfg(feature = "cuda")]
     fn cuda_fwd(&self, s: &crate::candle::CudaStorage, sl: &Layout) -> Result<(crate::candle::CudaStorage, Shape)> {
         self.check((s.dtype(), sl))?;
         let grads = match s.dtype() {
-            DType::F64 => cuda::grad_params::<f64>((s, sl), self.dims, self.eps)?,
-            _ => cuda::grad_params::<f32>((s, sl), self.dims, self.eps)?,
+            DType::F64 => cuda::grad_params::<f64>((s, sl), self.dims, self.mode, self.eps)?,
+            _ => cuda::grad_params::<f32>((s, sl), self.dims, self.mode, self.eps)?,
         };
-        Ok((grads, Shape::from((2, self.dims.channels))))
+        Ok((grads, Shape::from(self.dims.params_len(self.mode))))
     }
 }
 
@@ -294,7 +344,7 @@ fn cpu_acc(s: &CpuStorage, l: &Layout) -> Result<Vec<f64>> {
     match s.dtype() {
         DType::F32 => Ok(cpu_slice::<f32>(s, l, OP)?.iter().map(|&v| f64::from(v)).collect()),
         DType::F64 => Ok(cpu_slice::<f64>(s, l, OP)?.to_vec()),
-        d => bail!("group norm: internal argument is {d:?}, expected f32 or f64"),
+        d => bail!("{OP}: internal argument is {d:?}, expected f32 or f64"),
     }
 }
 
@@ -308,19 +358,38 @@ fn acc_storage(values: Vec<f64>, dtype: DType) -> CpuStorage {
 
 /// The CPU passes, in `f64`.
 mod cpu {
-    use super::{cpu_slice, Dims, OP};
+    use super::{cpu_slice, Dims, Mode, OP};
     use crate::candle::{bail, CpuStorage, Layout, Result, WithDType};
+    use crate::nn::silu_op::cpu::{sigmoid, silu_slope};
 
     /// Checks that `x` and `dy` have the elements of `d`.
     fn check_len<T>(x: &[T], dy: &[T], d: Dims) -> Result<()> {
         if x.len() != d.len() || dy.len() != d.len() {
-            bail!("group norm: x has {} elements and dy {}, expected {}", x.len(), dy.len(), d.len());
+            bail!("{OP}: x has {} elements and dy {}, expected {}", x.len(), dy.len(), d.len());
         }
         Ok(())
     }
 
-    /// `y` of the forward op: two passes per group (mean, then the centred variance).
-    pub(super) fn forward<T: WithDType>(x: &CpuStorage, xl: &Layout, w: &[f64], b: &[f64], d: Dims, eps: f64) -> Result<CpuStorage> {
+    /// `(mul, add)` of channel `c` of sample `b` from the parameters `p`: `z = xhat * mul + add`.
+    fn coefficients(p: &[f64], d: Dims, mode: Mode, b: usize, c: usize) -> (f64, f64) {
+        let (w, bias) = (p[c], p[d.channels + c]);
+        if !mode.modulated {
+            return (w, bias);
+        }
+        let i = 2 * d.channels + b * d.channels + c;
+        let one_scale = 1.0 + p[i];
+        (w * one_scale, bias * one_scale + p[i + d.batch * d.channels])
+    }
+
+    /// `(m1, rstd)` of a group of `n` elements from its sums of `d` and `d^2`.
+    fn moments(s1: f64, s2: f64, n: f64, eps: f64) -> (f64, f64) {
+        let m1 = s1 / n;
+        let var = (s2 / n - m1 * m1).max(0.0);
+        (m1, 1.0 / (var + eps).sqrt())
+    }
+
+    /// `y = act(z)`: two passes per group (mean, then the centred variance).
+    pub(super) fn forward<T: WithDType>(x: &CpuStorage, xl: &Layout, p: &[f64], d: Dims, mode: Mode, eps: f64) -> Result<CpuStorage> {
         let x = cpu_slice::<T>(x, xl, OP)?;
         let mut y = Vec::with_capacity(x.len());
         for (i, group) in x.chunks_exact(d.group_len()).enumerate() {
@@ -328,35 +397,64 @@ mod cpu {
             let mean = group.iter().map(|v| v.to_f64()).sum::<f64>() / n;
             let var = group.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n;
             let rstd = 1.0 / (var + eps).sqrt();
-            let c0 = (i % d.groups()) * d.per_group;
+            let (b, c0) = (i / d.groups(), (i % d.groups()) * d.per_group);
             for (j, channel) in group.chunks_exact(d.spatial).enumerate() {
-                let (scale, shift) = (rstd * w[c0 + j], b[c0 + j]);
-                y.extend(channel.iter().map(|v| T::from_f64((v.to_f64() - mean) * scale + shift)));
+                let (mul, add) = coefficients(p, d, mode, b, c0 + j);
+                let scale = rstd * mul;
+                y.extend(channel.iter().map(|v| {
+                    let z = (v.to_f64() - mean) * scale + add;
+                    T::from_f64(if mode.silu { z * sigmoid(z) } else { z })
+                }));
             }
         }
         Ok(T::to_cpu_storage_owned(y))
     }
 
     /// The backward sums (module docs of the parent).
-    pub(super) fn grad_sums<T: WithDType>(x: (&CpuStorage, &Layout), dy: (&CpuStorage, &Layout), w: &[f64], d: Dims) -> Result<Vec<f64>> {
+    pub(super) fn grad_sums<T: WithDType>(
+        x: (&CpuStorage, &Layout),
+        dy: (&CpuStorage, &Layout),
+        p: &[f64],
+        d: Dims,
+        mode: Mode,
+        eps: f64,
+    ) -> Result<Vec<f64>> {
         let (x, dy) = (cpu_slice::<T>(x.0, x.1, OP)?, cpu_slice::<T>(dy.0, dy.1, OP)?);
         check_len(x, dy, d)?;
-        let mut sums = Vec::with_capacity(d.sums_len());
-        for (xg, dyg) in x.chunks_exact(d.group_len()).zip(dy.chunks_exact(d.group_len())) {
+        let mut sums = Vec::with_capacity(d.sums_len(mode));
+        for (i, (xg, dyg)) in x.chunks_exact(d.group_len()).zip(dy.chunks_exact(d.group_len())).enumerate() {
             let k = xg[0].to_f64();
-            for (xc, dyc) in xg.chunks_exact(d.spatial).zip(dyg.chunks_exact(d.spatial)) {
-                let mut s = [0f64; 4];
+            let first = sums.len();
+            for xc in xg.chunks_exact(d.spatial) {
+                let (s1, s2) = xc.iter().fold((0.0, 0.0), |(s1, s2), v| {
+                    let v = v.to_f64() - k;
+                    (s1 + v, s2 + v * v)
+                });
+                sums.extend([s1, s2, 0.0, 0.0]);
+            }
+            let group = &sums[first..];
+            let (s1, s2) = group.chunks_exact(4).fold((0.0, 0.0), |(s1, s2), s| (s1 + s[0], s2 + s[1]));
+            let (m1, rstd) = moments(s1, s2, d.group_len() as f64, eps);
+            let (b, c0) = (i / d.groups(), (i % d.groups()) * d.per_group);
+            for (j, (xc, dyc)) in xg.chunks_exact(d.spatial).zip(dyg.chunks_exact(d.spatial)).enumerate() {
+                let (mul, add) = coefficients(p, d, mode, b, c0 + j);
+                let scale = rstd * mul;
+                let (mut sg, mut sgd) = (0.0, 0.0);
                 for (&xv, &e) in xc.iter().zip(dyc) {
-                    let (v, e) = (xv.to_f64() - k, e.to_f64());
-                    s[0] += v;
-                    s[1] += v * v;
-                    s[2] += e;
-                    s[3] += e * v;
+                    let v = xv.to_f64() - k;
+                    let mut g = e.to_f64();
+                    if mode.silu {
+                        g *= silu_slope((v - m1) * scale + add);
+                    }
+                    sg += g;
+                    sgd += g * v;
                 }
-                sums.extend(s);
+                let s = &mut sums[first + 4 * j..][..4];
+                s[2] = sg;
+                s[3] = sgd;
             }
         }
-        sums.extend_from_slice(w);
+        sums.extend_from_slice(p);
         Ok(sums)
     }
 
@@ -365,23 +463,21 @@ mod cpu {
         let first = (b * d.channels + g * d.per_group) * 4;
         let channels = sums[first..first + d.per_group * 4].chunks_exact(4);
         let (s1, s2) = channels.fold((0.0, 0.0), |(s1, s2), c| (s1 + c[0], s2 + c[1]));
-        let n = d.group_len() as f64;
-        let m1 = s1 / n;
-        let var = (s2 / n - m1 * m1).max(0.0);
-        (m1, 1.0 / (var + eps).sqrt())
+        moments(s1, s2, d.group_len() as f64, eps)
     }
 
-    /// `dx = rstd * (w * dy - mean(w * dy) - xhat * mean(w * dy * xhat))` per group.
+    /// `dx = rstd * (mul * g - mean(mul * g) - xhat * mean(mul * g * xhat))` per group.
     pub(super) fn grad_input<T: WithDType>(
         x: (&CpuStorage, &Layout),
         dy: (&CpuStorage, &Layout),
         sums: &[f64],
         d: Dims,
+        mode: Mode,
         eps: f64,
     ) -> Result<CpuStorage> {
         let (x, dy) = (cpu_slice::<T>(x.0, x.1, OP)?, cpu_slice::<T>(dy.0, dy.1, OP)?);
         check_len(x, dy, d)?;
-        let w = &sums[d.batch * d.channels * 4..];
+        let p = &sums[d.batch * d.channels * 4..];
         let n = d.group_len() as f64;
         let mut dx = Vec::with_capacity(x.len());
         for (i, (xg, dyg)) in x.chunks_exact(d.group_len()).zip(dy.chunks_exact(d.group_len())).enumerate() {
@@ -391,33 +487,50 @@ mod cpu {
             let (mut sg, mut sgd) = (0.0, 0.0);
             for j in 0..d.per_group {
                 let s = &sums[(b * d.channels + c0 + j) * 4..][..4];
-                sg += w[c0 + j] * s[2];
-                sgd += w[c0 + j] * s[3];
+                let (mul, _) = coefficients(p, d, mode, b, c0 + j);
+                sg += mul * s[2];
+                sgd += mul * s[3];
             }
             let mean_g = rstd * sg / n;
             let mean_gx = rstd * rstd * (sgd - m1 * sg) / n;
             let k = xg[0].to_f64();
             for (j, (xc, dyc)) in xg.chunks_exact(d.spatial).zip(dyg.chunks_exact(d.spatial)).enumerate() {
-                let a = rstd * w[c0 + j];
+                let (mul, add) = coefficients(p, d, mode, b, c0 + j);
+                let scale = rstd * mul;
                 dx.extend(xc.iter().zip(dyc).map(|(&xv, &e)| {
-                    let xhat = ((xv.to_f64() - k) - m1) * rstd;
-                    T::from_f64(a * e.to_f64() - mean_g - xhat * mean_gx)
+                    let v = (xv.to_f64() - k) - m1;
+                    let mut g = e.to_f64();
+                    if mode.silu {
+                        g *= silu_slope(v * scale + add);
+                    }
+                    T::from_f64(scale * g - mean_g - v * rstd * mean_gx)
                 }));
             }
         }
         Ok(T::to_cpu_storage_owned(dx))
     }
 
-    /// `[dw; db]` (`2 * C` values): `dw[c] = sum dy * xhat`, `db[c] = sum dy` over samples and positions.
-    pub(super) fn grad_params(sums: &[f64], d: Dims, eps: f64) -> Vec<f64> {
-        let mut out = vec![0.0; 2 * d.channels];
+    /// The gradient of `p`: with `G0 = sum g`, `G1 = sum g * xhat` per (sample, channel), `dweight[c] =
+    /// sum_b (1 + scale) * G1`, `dbias[c] = sum_b (1 + scale) * G0` and, when modulated,
+    /// `dscale = weight * G1 + bias * G0`, `dshift = G0`.
+    pub(super) fn grad_params(sums: &[f64], d: Dims, mode: Mode, eps: f64) -> Vec<f64> {
+        let (channels, bc) = (d.channels, d.batch * d.channels);
+        let p = &sums[bc * 4..];
+        let mut out = vec![0.0; d.params_len(mode)];
         for b in 0..d.batch {
             for g in 0..d.groups() {
                 let (m1, rstd) = stats(sums, d, b, g, eps);
                 for c in g * d.per_group..(g + 1) * d.per_group {
-                    let s = &sums[(b * d.channels + c) * 4..][..4];
-                    out[c] += rstd * (s[3] - m1 * s[2]);
-                    out[d.channels + c] += s[2];
+                    let s = &sums[(b * channels + c) * 4..][..4];
+                    let (g0, g1) = (s[2], rstd * (s[3] - m1 * s[2]));
+                    let i = b * channels + c;
+                    let one_scale = if mode.modulated { 1.0 + p[2 * channels + i] } else { 1.0 };
+                    out[c] += one_scale * g1;
+                    out[channels + c] += one_scale * g0;
+                    if mode.modulated {
+                        out[2 * channels + i] = p[c] * g1 + p[channels + c] * g0;
+                        out[2 * channels + bc + i] = g0;
+                    }
                 }
             }
         }
@@ -428,15 +541,16 @@ mod cpu {
 /// The CUDA passes: the kernels of `group_norm_op.cu`, one block per (sample, channel).
 #[cfg(feature = "cuda")]
 mod cuda {
-    use super::{Dims, OP};
+    use super::{Dims, Mode, OP};
     use crate::candle::backend::BackendStorage;
-    use crate::candle::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
-    use crate::candle::cuda_backend::{CudaDType, CudaStorage, WrapErr};
+    use crate::candle::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+    use crate::candle::cuda_backend::{CudaDType, CudaDevice, CudaStorage, WrapErr};
     use crate::candle::{Error, Layout, Result, WithDType};
     use crate::nn::custom_op::cuda::{view, Elem, Kernels};
 
     /// The kernels, loaded as `boot_group_norm`.
-    static KERNELS: Kernels = Kernels::new("boot_group_norm", "group_norm_op.cu", include_str!("group_norm_op.cu"));
+    static KERNELS: Kernels =
+        Kernels::new("boot_group_norm", "sigmoid.cu + group_norm_op.cu", concat!(include_str!("sigmoid.cu"), include_str!("group_norm_op.cu")));
     /// Threads of the per-channel blocks at most, and of the parameter-gradient blocks.
     const MAX_THREADS: usize = 256;
 
@@ -451,60 +565,83 @@ mod cuda {
         Ok((int(d.channels, "channels")?, int(d.per_group, "channels per group")?, int(d.spatial, "spatial size")?))
     }
 
+    /// The kernels' `modulated` and `silu` flags.
+    fn flags(mode: Mode) -> (i32, i32) {
+        (i32::from(mode.modulated), i32::from(mode.silu))
+    }
+
     /// One block per (sample, channel), a power of two of threads from 32 to [`MAX_THREADS`] for `S` positions.
     fn per_channel(d: Dims) -> LaunchConfig {
         let threads = d.spatial.next_power_of_two().clamp(32, MAX_THREADS);
         LaunchConfig { grid_dim: ((d.batch * d.channels) as u32, 1, 1), block_dim: (threads as u32, 1, 1), shared_mem_bytes: 0 }
     }
 
-    /// The forward op: channel sums of `d`, `d^2`, then `y`.
-    pub(super) fn forward<T: Elem>(
-        x: (&CudaStorage, &Layout),
-        w: (&CudaStorage, &Layout),
-        b: (&CudaStorage, &Layout),
-        d: Dims,
-        eps: f64,
-    ) -> Result<CudaStorage> {
-        let dev = x.0.device();
-        let stream = dev.cuda_stream();
-        let (xv, wv, bv) = (view::<T>(x.0, x.1, OP)?, view::<T::Acc>(w.0, w.1, OP)?, view::<T::Acc>(b.0, b.1, OP)?);
+    /// The channel sums of `d`, `d^2` (`[B, C, 2]`) of `x`.
+    fn moment_sums<T: Elem>(x: &CudaView<'_, T>, dev: &CudaDevice, d: Dims) -> Result<CudaSlice<T::Acc>> {
         let (c, cpg, s) = sizes(d)?;
-        let eps = T::Acc::from_f64(eps);
         // SAFETY: every element is written by the kernel (one per (sample, channel) block, two values each).
         let sums = unsafe { dev.alloc::<T::Acc>(d.batch * d.channels * 2)? };
         let f = KERNELS.func(dev, &format!("gn_sums_{}", T::SUFFIX))?;
+        let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
-        launch.arg(&xv).arg(&sums).arg(&c).arg(&cpg).arg(&s);
+        launch.arg(x).arg(&sums).arg(&c).arg(&cpg).arg(&s);
         // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
         unsafe { launch.launch(per_channel(d)) }.w()?;
-        // SAFETY: every element is written by the next kernel.
+        Ok(sums)
+    }
+
+    /// The forward op: channel sums of `d`, `d^2`, then `y`.
+    pub(super) fn forward<T: Elem>(x: (&CudaStorage, &Layout), p: (&CudaStorage, &Layout), d: Dims, mode: Mode, eps: f64) -> Result<CudaStorage> {
+        let dev = x.0.device();
+        let (xv, pv) = (view::<T>(x.0, x.1, OP)?, view::<T::Acc>(p.0, p.1, OP)?);
+        let sums = moment_sums::<T>(&xv, dev, d)?;
+        let (c, cpg, s) = sizes(d)?;
+        let (modulated, silu) = flags(mode);
+        let eps = T::Acc::from_f64(eps);
+        // SAFETY: every element is written by the kernel.
         let y = unsafe { dev.alloc::<T>(d.len())? };
         let f = KERNELS.func(dev, &format!("gn_forward_{}", T::SUFFIX))?;
+        let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
-        launch.arg(&xv).arg(&sums).arg(&wv).arg(&bv).arg(&y).arg(&c).arg(&cpg).arg(&s).arg(&eps);
-        // SAFETY: as above.
+        launch.arg(&xv).arg(&sums).arg(&pv).arg(&y).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated).arg(&silu);
+        // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
         unsafe { launch.launch(per_channel(d)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
     }
 
-    /// The backward sums.
+    /// The backward sums: with SiLU the moment sums first (for `z`), then the four channel sums, then `p`
+    /// copied behind them.
     pub(super) fn grad_sums<T: Elem>(
         x: (&CudaStorage, &Layout),
         dy: (&CudaStorage, &Layout),
-        w: (&CudaStorage, &Layout),
+        p: (&CudaStorage, &Layout),
         d: Dims,
+        mode: Mode,
+        eps: f64,
     ) -> Result<CudaStorage> {
         let dev = x.0.device();
-        let stream = dev.cuda_stream();
-        let (xv, dyv, wv) = (view::<T>(x.0, x.1, OP)?, view::<T>(dy.0, dy.1, OP)?, view::<T::Acc>(w.0, w.1, OP)?);
+        let (xv, dyv, pv) = (view::<T>(x.0, x.1, OP)?, view::<T>(dy.0, dy.1, OP)?, view::<T::Acc>(p.0, p.1, OP)?);
+        let moments = if mode.silu { Some(moment_sums::<T>(&xv, dev, d)?) } else { None };
         let (c, cpg, s) = sizes(d)?;
-        // SAFETY: every element is written by the kernel (four per block, and the weight by sample 0's blocks).
-        let sums = unsafe { dev.alloc::<T::Acc>(d.sums_len())? };
+        let (modulated, silu) = flags(mode);
+        let eps = T::Acc::from_f64(eps);
+        let head = d.batch * d.channels * 4;
+        // SAFETY: the kernel writes the first `head` elements (four per block), the copy below the rest.
+        let mut sums = unsafe { dev.alloc::<T::Acc>(d.sums_len(mode))? };
         let f = KERNELS.func(dev, &format!("gn_grad_sums_{}", T::SUFFIX))?;
+        let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
-        launch.arg(&xv).arg(&dyv).arg(&wv).arg(&sums).arg(&c).arg(&cpg).arg(&s);
+        launch.arg(&xv).arg(&dyv).arg(&pv);
+        // The kernel reads the moment sums only with SiLU: without, `p` stands in for the unused pointer.
+        match &moments {
+            Some(m) => launch.arg(m),
+            None => launch.arg(&pv),
+        };
+        launch.arg(&sums).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated).arg(&silu);
         // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
         unsafe { launch.launch(per_channel(d)) }.w()?;
+        let mut tail = sums.try_slice_mut(head..).ok_or_else(|| Error::Msg(format!("{OP}: sums shorter than {head}")).bt())?;
+        stream.memcpy_dtod(&pv, &mut tail).w()?;
         Ok(CudaStorage::wrap_cuda_slice(sums, dev.clone()))
     }
 
@@ -514,37 +651,41 @@ mod cuda {
         dy: (&CudaStorage, &Layout),
         sums: (&CudaStorage, &Layout),
         d: Dims,
+        mode: Mode,
         eps: f64,
     ) -> Result<CudaStorage> {
         let dev = x.0.device();
-        let stream = dev.cuda_stream();
         let (xv, dyv, sv) = (view::<T>(x.0, x.1, OP)?, view::<T>(dy.0, dy.1, OP)?, view::<T::Acc>(sums.0, sums.1, OP)?);
         let (c, cpg, s) = sizes(d)?;
+        let (modulated, silu) = flags(mode);
         let eps = T::Acc::from_f64(eps);
         // SAFETY: every element is written by the kernel.
         let dx = unsafe { dev.alloc::<T>(d.len())? };
         let f = KERNELS.func(dev, &format!("gn_grad_input_{}", T::SUFFIX))?;
+        let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
-        launch.arg(&xv).arg(&dyv).arg(&sv).arg(&dx).arg(&c).arg(&cpg).arg(&s).arg(&eps);
+        launch.arg(&xv).arg(&dyv).arg(&sv).arg(&dx).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated).arg(&silu);
         // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
         unsafe { launch.launch(per_channel(d)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(dx, dev.clone()))
     }
 
-    /// `[dw; db]` from the sums (`A` their dtype, `f32` or `f64`).
-    pub(super) fn grad_params<A: CudaDType + DeviceRepr + WithDType>(sums: (&CudaStorage, &Layout), d: Dims, eps: f64) -> Result<CudaStorage> {
+    /// The gradient of `p` from the sums (`A` their dtype, `f32` or `f64`).
+    pub(super) fn grad_params<A: CudaDType + DeviceRepr + WithDType>(sums: (&CudaStorage, &Layout), d: Dims, mode: Mode, eps: f64) -> Result<CudaStorage> {
         let dev = sums.0.device();
-        let stream = dev.cuda_stream();
         let sv = view::<A>(sums.0, sums.1, OP)?;
         let (c, cpg, s) = sizes(d)?;
         let batch = int(d.batch, "batch")?;
+        let (modulated, _) = flags(mode);
         let eps = A::from_f64(eps);
         let suffix = if A::DTYPE == crate::candle::DType::F64 { "f64" } else { "f32" };
-        // SAFETY: every element is written by the kernel (one thread per channel writes two).
-        let out = unsafe { dev.alloc::<A>(2 * d.channels)? };
+        // SAFETY: every element is written by the kernel (one thread per channel writes its weight, bias and,
+        // when modulated, its scale and shift entries of every sample).
+        let out = unsafe { dev.alloc::<A>(d.params_len(mode))? };
         let f = KERNELS.func(dev, &format!("gn_grad_params_{suffix}"))?;
+        let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
-        launch.arg(&sv).arg(&out).arg(&batch).arg(&c).arg(&cpg).arg(&s).arg(&eps);
+        launch.arg(&sv).arg(&out).arg(&batch).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated);
         let blocks = d.channels.div_ceil(MAX_THREADS) as u32;
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (MAX_THREADS as u32, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: argument types and order match the kernel; threads past C return at once.

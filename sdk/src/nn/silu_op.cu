@@ -1,20 +1,9 @@
-// Kernels of the SiLU op (sdk/src/nn/silu_op.rs), compiled at run time with NVRTC after kernel_types.cu.
+// Kernels of the SiLU op (sdk/src/nn/silu_op.rs), compiled at run time with NVRTC after kernel_types.cu and
+// sigmoid.cu.
 //
 // Element-wise over n contiguous elements (grid-stride loops): y = x * s and dx = dy * s * (1 + x * (1 - s)),
 // s = sigmoid(x), computed in A (double for double, float for the others) and rounded once. Element types
 // T: float, double, bf16_t, f16_t (kernel_types.cu).
-
-__device__ __forceinline__ float exp_acc(float v) { return expf(v); }
-__device__ __forceinline__ double exp_acc(double v) { return exp(v); }
-
-// sigmoid(v) from e = exp(-|v|) <= 1, so that no exp overflows: 1 / (1 + e) for v >= 0, e / (1 + e) below
-// (a NaN stays NaN). The same expression as the CPU loops of silu_op.rs.
-template <typename A>
-__device__ __forceinline__ A sigmoid(A v) {
-    const bool neg = v < A(0);
-    const A e = exp_acc(neg ? v : -v);
-    return (neg ? e : A(1)) / (A(1) + e);
-}
 
 template <typename T, typename A>
 __device__ __forceinline__ void silu_fwd(const T* x, T* y, size_t n) {
@@ -27,9 +16,7 @@ __device__ __forceinline__ void silu_fwd(const T* x, T* y, size_t n) {
 template <typename T, typename A>
 __device__ __forceinline__ void silu_bwd(const T* x, const T* dy, T* dx, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)blockDim.x * gridDim.x) {
-        const A v = to_acc(x[i]);
-        const A s = sigmoid(v);
-        store(dx + i, to_acc(dy[i]) * s * (A(1) + v * (A(1) - s)));
+        store(dx + i, to_acc(dy[i]) * silu_slope(to_acc(x[i])));
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Storage dtypes `f32`, `f64`, `bf16`, `f16`; arithmetic in `f32` (`f64` for `f64` inputs) on the CPU and on
 //! CUDA, each result rounded once to the input's dtype. `sigmoid` takes `exp` of `-|x|` only, so no
-//! exponential overflows at any `x` (the same expression on both devices). CUDA kernels: `silu_op.cu`,
+//! exponential overflows at any `x` (the same expression on both devices). CUDA kernels: `silu_op.cu` after `sigmoid.cu`,
 //! compiled once per process with NVRTC.
 
 use crate::candle::backend::BackendStorage;
@@ -97,8 +97,8 @@ impl CustomOp2 for SiluGrad {
     }
 }
 
-/// The CPU loops: the expressions of `silu_op.cu` in `f32` (`f64` for `f64`).
-mod cpu {
+/// The CPU loops: the expressions of `silu_op.cu` and `sigmoid.cu` in `f32` (`f64` for `f64`).
+pub(super) mod cpu {
     use std::ops::{Add, Div, Mul, Sub};
 
     use super::OP;
@@ -106,7 +106,7 @@ mod cpu {
     use crate::nn::custom_op::cpu_slice;
 
     /// The arithmetic types, `f32` and `f64`.
-    pub(super) trait Real: Copy + PartialOrd + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
+    pub(in crate::nn) trait Real: Copy + PartialOrd + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
         /// Zero.
         const ZERO: Self;
         /// One.
@@ -158,10 +158,16 @@ mod cpu {
     elem!(half::f16, f32, half::f16::to_f32, half::f16::from_f32);
 
     /// `sigmoid(v)` from `e = exp(-|v|) <= 1`: `1 / (1 + e)` for `v >= 0`, `e / (1 + e)` below.
-    fn sigmoid<A: Real>(v: A) -> A {
+    pub(in crate::nn) fn sigmoid<A: Real>(v: A) -> A {
         let neg = v < A::ZERO;
         let e = if neg { v } else { A::ZERO - v }.exp();
         (if neg { e } else { A::ONE }) / (A::ONE + e)
+    }
+
+    /// `d/dv silu(v) = s * (1 + v * (1 - s))`, `s = sigmoid(v)`.
+    pub(in crate::nn) fn silu_slope<A: Real>(v: A) -> A {
+        let s = sigmoid(v);
+        s * (A::ONE + v * (A::ONE - s))
     }
 
     /// `y = x * sigmoid(x)`.
@@ -177,16 +183,12 @@ mod cpu {
     /// `dx = dy * s * (1 + x * (1 - s))`, `s = sigmoid(x)`.
     pub(super) fn backward<T: Elem>(x: (&CpuStorage, &Layout), dy: (&CpuStorage, &Layout)) -> Result<CpuStorage> {
         let (x, dy) = (cpu_slice::<T>(x.0, x.1, OP)?, cpu_slice::<T>(dy.0, dy.1, OP)?);
-        let dx = x.iter().zip(dy).map(|(&v, &g)| {
-            let v = v.to_acc();
-            let s = sigmoid(v);
-            T::from_acc(g.to_acc() * s * (T::Acc::ONE + v * (T::Acc::ONE - s)))
-        });
+        let dx = x.iter().zip(dy).map(|(&v, &g)| T::from_acc(g.to_acc() * silu_slope(v.to_acc())));
         Ok(T::to_cpu_storage_owned(dx.collect()))
     }
 }
 
-/// The CUDA passes: the kernels of `silu_op.cu`, 256 threads a block in grid-stride loops.
+/// The CUDA passes: the kernels of `silu_op.cu` (after `sigmoid.cu`), 256 threads a block in grid-stride loops.
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::OP;
@@ -197,7 +199,7 @@ mod cuda {
     use crate::nn::custom_op::cuda::{view, Elem, Kernels};
 
     /// The kernels, loaded as `boot_silu`.
-    static KERNELS: Kernels = Kernels::new("boot_silu", "silu_op.cu", include_str!("silu_op.cu"));
+    static KERNELS: Kernels = Kernels::new("boot_silu", "sigmoid.cu + silu_op.cu", concat!(include_str!("sigmoid.cu"), include_str!("silu_op.cu")));
     /// Threads of a block.
     const THREADS: usize = 256;
     /// Blocks of a launch at most (larger tensors loop: 16.8M threads cover every current GPU many times).

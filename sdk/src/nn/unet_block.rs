@@ -2,7 +2,7 @@
 //! ADM with a time embedding (additive, or ADM's adaptive scale-shift), optional 2x up/down-sampling with a
 //! FIR filter, and optional multi-head self-attention.
 
-use super::{silu, Conv2d, Conv2dConfig, GroupNorm, Linear, QkvAttention};
+use super::{Conv2d, Conv2dConfig, GroupNorm, Linear, QkvAttention};
 use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
 
@@ -108,16 +108,16 @@ impl UNetBlock {
     /// Applies the block to `x` (`[B, C_in, H, W]`) with embedding `emb` (`[B or 1, emb_channels]`).
     pub fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
         let orig = x;
-        let mut x = self.conv0.forward(&silu(&self.norm0.forward(x)?)?)?;
+        let mut x = self.conv0.forward(&self.norm0.forward_modulated(x, None, true)?)?;
         // The embedding may be wider than `x` (an `f32` embedding of a half-precision body): cast once here.
         let params = self.affine.forward(emb)?.to_dtype(x.dtype())?.unsqueeze(2)?.unsqueeze(3)?;
         x = if self.cfg.adaptive_scale {
             let cout = self.cfg.out_channels;
             let scale = params.narrow(1, 0, cout)?;
             let shift = params.narrow(1, cout, cout)?;
-            silu(&self.norm1.forward(&x)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(&shift)?)?
+            self.norm1.forward_modulated(&x, Some((&scale, &shift)), true)?
         } else {
-            silu(&self.norm1.forward(&x.broadcast_add(&params)?)?)?
+            self.norm1.forward_modulated(&x.broadcast_add(&params)?, None, true)?
         };
         x = self.conv1.forward(&x)?;
         x = match &self.skip {

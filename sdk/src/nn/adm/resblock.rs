@@ -68,7 +68,7 @@ impl ResBlock {
 
     /// Applies the block to `x` (`[B, channels, H, W]`) with the embedding `emb` (`[B, emb_channels]`).
     pub fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
-        let mut h = silu(&self.in_norm.forward(x)?)?;
+        let mut h = self.in_norm.forward_modulated(x, None, true)?;
         let mut x = x.clone();
         if self.cfg.up {
             h = upsample_nearest2x(&h)?;
@@ -83,11 +83,11 @@ impl ResBlock {
         h = if self.cfg.use_scale_shift_norm {
             let c = self.cfg.out_channels;
             let (scale, shift) = (emb_out.narrow(1, 0, c)?, emb_out.narrow(1, c, c)?);
-            self.out_norm.forward(&h)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(&shift)?
+            self.out_norm.forward_modulated(&h, Some((&scale, &shift)), true)?
         } else {
-            self.out_norm.forward(&h.broadcast_add(&emb_out)?)?
+            self.out_norm.forward_modulated(&h.broadcast_add(&emb_out)?, None, true)?
         };
-        h = self.out_conv.forward(&silu(&h)?)?;
+        h = self.out_conv.forward(&h)?;
         match &self.skip {
             Some(s) => s.forward(&x)? + h,
             None => x + h,

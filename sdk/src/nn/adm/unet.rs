@@ -324,7 +324,7 @@ impl UNetModel {
             h = m.forward(&Tensor::cat(&[&h, &skip], 1)?, emb)?;
             trace(&format!("output_blocks.{i}"), &h)?;
         }
-        let out = self.out_conv.forward(&silu(&self.out_norm.forward(&h)?)?)?;
+        let out = self.out_conv.forward(&self.out_norm.forward_modulated(&h, None, true)?)?;
         trace("out", &out)?;
         Ok(out)
     }

@@ -139,7 +139,7 @@ impl ResnetBlock2D {
     /// (`[B, temb_channels]`; ignored by a block built without one).
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
         let act = self.cfg.act;
-        let mut h = act.forward(&self.norm1.forward(x)?)?;
+        let mut h = act.after_group_norm(&self.norm1, x, None)?;
         let mut input = x.clone();
         if self.cfg.up {
             h = functional::upsample_nearest2x(&h)?;
@@ -158,15 +158,15 @@ impl ResnetBlock2D {
             (None, _) => None,
         };
         h = match (self.cfg.time_embedding_norm, temb) {
-            (TimeEmbeddingNorm::Default, Some(t)) => self.norm2.forward(&h.broadcast_add(&t)?)?,
+            (TimeEmbeddingNorm::Default, Some(t)) => act.after_group_norm(&self.norm2, &h.broadcast_add(&t)?, None)?,
             (TimeEmbeddingNorm::ScaleShift, Some(t)) => {
                 let c = self.cfg.out_channels;
                 let (scale, shift) = (t.narrow(1, 0, c)?, t.narrow(1, c, c)?);
-                self.norm2.forward(&h)?.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(&shift)?
+                act.after_group_norm(&self.norm2, &h, Some((&scale, &shift)))?
             }
-            (_, None) => self.norm2.forward(&h)?,
+            (_, None) => act.after_group_norm(&self.norm2, &h, None)?,
         };
-        h = self.conv2.forward(&act.forward(&h)?)?;
+        h = self.conv2.forward(&h)?;
         if let Some(s) = &self.conv_shortcut {
             input = s.forward(&input)?;
         }
