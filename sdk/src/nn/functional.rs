@@ -1,8 +1,9 @@
 //! The convolution and 2x resampling primitives every layer calls, with backward passes that are fast on
 //! every device: on CUDA (feature `cudnn`) convolutions run as cuDNN forward / backward-data /
-//! backward-filter kernels ([`super::cudnn_conv`]); elsewhere they are candle's. Nearest up-sampling and
-//! average pooling are written so that candle's autodiff gives them a cheap backward (candle 0.11
-//! differentiates `upsample_nearest2d` with one convolution per channel).
+//! backward-filter kernels ([`super::cudnn_conv`]); elsewhere they are candle's. 2x nearest up-sampling and
+//! 2x2 average pooling are custom ops with one kernel each way (`resample_op.rs`: CPU loops, NVRTC-compiled
+//! CUDA kernels), where candle's are a strided copy with a slow backward (candle 0.11 differentiates
+//! `upsample_nearest2d` with one convolution per channel).
 //!
 //! `BOOT_CUDNN` (environment, read once) picks the CUDA convolution path: `deterministic` (default:
 //! the fastest algorithm whose results are reproducible, so resumed runs repeat a straight run),
@@ -195,22 +196,19 @@ pub fn depthwise_conv_transpose2d(x: &Tensor, f: &Tensor, padding: usize, stride
     y.reshape((b, c, ho, wo))
 }
 
-/// 2x nearest-neighbour up-sampling of `x` (`[B, C, H, W]`), as a broadcast: its gradient is a sum over
-/// each 2x2 block.
+/// 2x nearest-neighbour up-sampling of `x` (`[B, C, H, W]`, float, any layout):
+/// `y[.., 2i + a, 2j + d] = x[.., i, j]`, one op; its gradient, one more op, is the sum over each 2x2 block
+/// of `dy` (in `f32` for half-precision, rounded once).
 pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    x.reshape((b, c, h, 1, w, 1))?.broadcast_as((b, c, h, 2, w, 2))?.reshape((b, c, 2 * h, 2 * w))
+    super::resample_op::upsample_nearest2x(x)
 }
 
-/// 2x2 average pooling with stride 2 of `x` (`[B, C, H, W]`, even `H` and `W`): the mean of each 2x2
-/// block, accumulated in `f32` for half-precision inputs.
+/// 2x2 average pooling with stride 2 of `x` (`[B, C, H, W]`, float, even `H` and `W`, any layout): the mean
+/// of each 2x2 block, summed in `f32` for half-precision inputs and rounded once (in `f32`, exactly candle's
+/// `avg_pool2d(2)`), one op; its gradient, one more op, spreads `dy / 4` over each block. An odd `H` or `W`
+/// is an error naming the shape.
 pub fn avg_pool2x(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    if h % 2 != 0 || w % 2 != 0 {
-        crate::candle::bail!("avg_pool2x: {h}x{w} is not even");
-    }
-    let work = super::embedding_dtype(x.dtype());
-    (x.to_dtype(work)?.reshape((b, c, h / 2, 2, w / 2, 2))?.sum(5)?.sum(3)? * 0.25)?.to_dtype(x.dtype())
+    super::resample_op::avg_pool2x(x)
 }
 
 #[cfg(test)]
@@ -251,28 +249,42 @@ mod tests {
         Ok(())
     }
 
+    /// The resampling ops in `dtype` against candle's `upsample_nearest2d` / `avg_pool2d` on the same values
+    /// in `f32`, rounded once (what the ops compute), and their gradients against the block sums / spread
+    /// output gradients, written out in `f32`. Exact in every dtype but the up-sampling's gradient in `f32`
+    /// (another summation order: `tol`).
+    fn check_resampling(dtype: DType, tol: f32) -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, 4, 6), &dev)?.to_dtype(dtype)?)?;
+        let x32 = x.to_dtype(DType::F32)?;
+        let max_diff = |a: &Tensor, b: &Tensor| -> Result<f32> {
+            assert_eq!(a.dtype(), dtype);
+            a.to_dtype(DType::F32)?.sub(&b.to_dtype(DType::F32)?)?.abs()?.max_all()?.to_scalar::<f32>()
+        };
+        let up = upsample_nearest2x(x.as_tensor())?;
+        assert_eq!(max_diff(&up, &x32.upsample_nearest2d(8, 12)?.to_dtype(dtype)?)?, 0.0);
+        let pooled = avg_pool2x(x.as_tensor())?;
+        assert_eq!(max_diff(&pooled, &x32.avg_pool2d(2)?.to_dtype(dtype)?)?, 0.0);
+        // d/dx sum(r * up(x)) = 2x2 block sums of r; d/dx sum(r * pool(x)) = r / 4 spread over each block.
+        let r = Tensor::randn(0f32, 1., (2, 3, 8, 12), &dev)?.to_dtype(dtype)?;
+        let grads = (up * &r)?.sum_all()?.backward()?;
+        let expected = r.to_dtype(DType::F32)?.reshape((2, 3, 4, 2, 6, 2))?.sum(5)?.sum(3)?.to_dtype(dtype)?;
+        let got = grads.get(&x).expect("gradient of x");
+        assert!(max_diff(got, &expected)? <= tol, "{dtype:?}: upsample gradient");
+        let r = Tensor::randn(0f32, 1., (2, 3, 2, 3), &dev)?.to_dtype(dtype)?;
+        let grads = (pooled * &r)?.sum_all()?.backward()?;
+        let expected = (r.to_dtype(DType::F32)?.upsample_nearest2d(4, 6)? * 0.25)?.to_dtype(dtype)?;
+        let got = grads.get(&x).expect("gradient of x");
+        assert_eq!(max_diff(got, &expected)?, 0.0, "{dtype:?}: avg-pool gradient");
+        Ok(())
+    }
+
     #[test]
     fn resampling_matches_candle_and_differentiates() -> Result<()> {
-        let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, 4, 6), &dev)?)?;
-        let up = upsample_nearest2x(x.as_tensor())?;
-        let reference = x.as_tensor().upsample_nearest2d(8, 12)?;
-        assert_eq!(up.sub(&reference)?.abs()?.max_all()?.to_scalar::<f32>()?, 0.0);
-        let pooled = avg_pool2x(x.as_tensor())?;
-        let reference = x.as_tensor().avg_pool2d(2)?;
-        assert!(pooled.sub(&reference)?.abs()?.max_all()?.to_scalar::<f32>()? < 1e-6);
-        // d/dx sum(r * up(x)) = 2x2 block sums of r; d/dx sum(r * pool(x)) = r / 4 spread over each block.
-        let r = Tensor::randn(0f32, 1., (2, 3, 8, 12), &dev)?;
-        let grads = (up * &r)?.sum_all()?.backward()?;
-        let expected = r.reshape((2, 3, 4, 2, 6, 2))?.sum(5)?.sum(3)?;
-        let got = grads.get(&x).expect("gradient of x");
-        assert!(got.sub(&expected)?.abs()?.max_all()?.to_scalar::<f32>()? < 1e-5);
-        let r = Tensor::randn(0f32, 1., (2, 3, 2, 3), &dev)?;
-        let grads = (pooled * &r)?.sum_all()?.backward()?;
-        let expected = (r.upsample_nearest2d(4, 6)? * 0.25)?;
-        let got = grads.get(&x).expect("gradient of x");
-        assert!(got.sub(&expected)?.abs()?.max_all()?.to_scalar::<f32>()? < 1e-6);
-        Ok(())
+        check_resampling(DType::F32, 1e-6)?;
+        // One half-precision step of a block sum up to ~8 (f32 summation orders differ by an ulp at most).
+        check_resampling(DType::BF16, 0.0625)?;
+        check_resampling(DType::F16, 0.0078125)
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Inputs of the custom-op tests (`group_norm.rs`, `silu.rs`): seeded normal values, and the layouts in which
-//! an op's input can arrive (contiguous, contiguous with a start offset, not contiguous).
+//! Inputs of the custom-op tests (`group_norm.rs`, `silu.rs`, `resample_ops.rs`): seeded normal values, and
+//! the layouts in which an op's input can arrive (contiguous, contiguous with a start offset, not contiguous).
 
 use boot_sdk::candle::{DType, Device, Tensor};
 
