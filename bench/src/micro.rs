@@ -46,8 +46,8 @@ pub fn run(device: &Device, dtype: DType, iters: usize) -> anyhow::Result<Vec<Va
         let ops: Vec<(&str, Op)> = vec![
             ("conv3x3", Box::new(|x: &Tensor| functional::conv2d(x, &w.as_tensor().to_dtype(dtype)?, 1, 1, 1))),
             ("group_norm", Box::new(|x: &Tensor| norm.forward(x))),
-            ("silu", Box::new(|x: &Tensor| x.silu())),
-            ("group_norm+silu", Box::new(|x: &Tensor| norm.forward(x)?.silu())),
+            ("silu", Box::new(|x: &Tensor| boot_sdk::nn::silu(x))),
+            ("group_norm+silu", Box::new(|x: &Tensor| boot_sdk::nn::silu(&norm.forward(x)?))),
             ("add", Box::new(|x: &Tensor| x + &x2)),
             ("broadcast_add", Box::new(|x: &Tensor| x.broadcast_add(&emb))),
             ("upsample2x", Box::new(|x: &Tensor| functional::upsample_nearest2x(x))),
