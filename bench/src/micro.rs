@@ -1,5 +1,5 @@
 //! `boot-bench --micro`: the building blocks of the benchmarked UNets timed one at a time (forward, and
-//! forward + backward of `sum(y)`) at the activation shapes of the two configurations, in the run's dtype.
+//! forward + backward seeded with ones, no reduction) at the activation shapes of the two configurations, in the run's dtype.
 //! `bench/torch/micro.py` times the same operations in PyTorch eager, so the two tables say which operation
 //! costs boot more than PyTorch.
 
@@ -40,11 +40,13 @@ pub fn run(device: &Device, dtype: DType, iters: usize) -> anyhow::Result<Vec<Va
         let x2 = Tensor::randn(0f32, 1., dims.to_vec(), device)?.to_dtype(dtype)?;
         let emb = Tensor::randn(0f32, 1., (b, c, 1, 1), device)?.to_dtype(dtype)?;
         let w = Var::from_tensor(&(Tensor::randn(0f32, 1., (c, c, 3, 3), device)? * (1.0 / (9.0 * c as f64).sqrt()))?)?;
+        let bias = Var::from_tensor(&Tensor::zeros(c, DType::F32, device)?)?;
         let varmap = VarMap::new();
         let norm = GroupNorm::new(VarBuilder::from_varmap(&varmap, DType::F32, device), c, 32, 1e-5)?;
         type Op<'a> = Box<dyn Fn(&Tensor) -> boot_sdk::candle::Result<Tensor> + 'a>;
         let ops: Vec<(&str, Op)> = vec![
             ("conv3x3", Box::new(|x: &Tensor| functional::conv2d(x, &w.as_tensor().to_dtype(dtype)?, 1, 1, 1))),
+            ("conv3x3+bias", Box::new(|x: &Tensor| functional::add_channel_bias(&functional::conv2d(x, &w.as_tensor().to_dtype(dtype)?, 1, 1, 1)?, bias.as_tensor()))),
             ("group_norm", Box::new(|x: &Tensor| norm.forward(x))),
             ("silu", Box::new(|x: &Tensor| boot_sdk::nn::silu(x))),
             ("group_norm+silu", Box::new(|x: &Tensor| boot_sdk::nn::silu(&norm.forward(x)?))),
@@ -59,7 +61,7 @@ pub fn run(device: &Device, dtype: DType, iters: usize) -> anyhow::Result<Vec<Va
                 Ok(())
             })?;
             let fwd_bwd = time(device, 3, iters, || {
-                op(x.as_tensor())?.sum_all()?.backward()?;
+                op(x.as_tensor())?.backward()?;
                 Ok(())
             })?;
             eprintln!("boot-bench micro: {shape_name:>17} {name:>16}: forward {:8.3} ms, forward+backward {:8.3} ms", 1e3 * fwd, 1e3 * fwd_bwd);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch eager counterpart of `boot-bench --micro` (bench/src/micro.rs): the UNets' building blocks timed one at
-a time, forward and forward + backward of sum(y), at the same shapes and dtype. Group norm runs as
+a time, forward and forward + backward seeded with ones, at the same shapes and dtype. Group norm runs as
 guided-diffusion's GroupNorm32 (in float32, cast back), convolutions in the activation dtype (cuDNN,
 benchmark mode).
 
@@ -50,6 +50,7 @@ def main():
         x2 = torch.randn(dims, device=dev).to(dtype)
         emb = torch.randn(b, c, 1, 1, device=dev).to(dtype)
         w = (torch.randn(c, c, 3, 3, device=dev) / (9 * c) ** 0.5).requires_grad_(True)
+        bias = torch.zeros(c, device=dev, requires_grad=True)
         gw = torch.ones(c, device=dev, requires_grad=True)
         gb = torch.zeros(c, device=dev, requires_grad=True)
 
@@ -58,6 +59,7 @@ def main():
 
         ops = [
             ("conv3x3", lambda t: F.conv2d(t, w.to(dtype), padding=1)),
+            ("conv3x3+bias", lambda t: F.conv2d(t, w.to(dtype), bias.to(dtype), padding=1)),
             ("group_norm", gn),
             ("silu", F.silu),
             ("group_norm+silu", lambda t: F.silu(gn(t))),
@@ -68,7 +70,7 @@ def main():
         for name, op in ops:
             with torch.no_grad():
                 fwd = timed(dev, 3, a.iters, lambda: op(x))
-            fwd_bwd = timed(dev, 3, a.iters, lambda: op(x).sum().backward())
+            fwd_bwd = timed(dev, 3, a.iters, lambda: (lambda y: y.backward(torch.ones_like(y)))(op(x)))
             print(f"torch micro: {shape_name:>17} {name:>16}: forward {1e3 * fwd:8.3f} ms, forward+backward {1e3 * fwd_bwd:8.3f} ms", flush=True)
             rows.append({"shape": shape_name, "dims": dims, "op": name, "forward_ms": 1e3 * fwd, "forward_backward_ms": 1e3 * fwd_bwd})
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"

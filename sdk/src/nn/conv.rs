@@ -102,7 +102,7 @@ impl Conv2d {
             }
         }
         match &self.bias {
-            Some(b) => x.broadcast_add(&b.to_dtype(x.dtype())?.reshape((1, (), 1, 1))?),
+            Some(b) => functional::add_channel_bias(&x, b),
             None => Ok(x),
         }
     }

@@ -196,6 +196,13 @@ pub fn depthwise_conv_transpose2d(x: &Tensor, f: &Tensor, padding: usize, stride
     y.reshape((b, c, ho, wo))
 }
 
+/// `x + bias` over the channels (dimension 1) of `x` (`[B, C, ...]`), `bias` `[C]` cast to `x`'s dtype: one
+/// kernel each way (the bias gradient is one per-channel sum), where candle's `broadcast_add` differentiates
+/// with a reduction that does index arithmetic per element.
+pub fn add_channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    super::channel_bias_op::add_channel_bias(x, bias)
+}
+
 /// 2x nearest-neighbour up-sampling of `x` (`[B, C, H, W]`, float, any layout):
 /// `y[.., 2i + a, 2j + d] = x[.., i, j]`, one op; its gradient, one more op, is the sum over each 2x2 block
 /// of `dy` (in `f32` for half-precision, rounded once).

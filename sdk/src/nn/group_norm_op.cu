@@ -21,33 +21,6 @@
 __device__ __forceinline__ float inv_sqrt(float v) { return 1.0f / sqrtf(v); }
 __device__ __forceinline__ double inv_sqrt(double v) { return 1.0 / sqrt(v); }
 
-template <typename A, int N>
-__device__ __forceinline__ void warp_sum(A (&v)[N]) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) {
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v[i] += __shfl_xor_sync(0xffffffffu, v[i], o);
-    }
-}
-
-// Sums v over the block (blockDim.x a multiple of 32, at most 1024); the result is in warp 0.
-template <typename A, int N>
-__device__ __forceinline__ void block_sum(A (&v)[N]) {
-    __shared__ A partial[N][32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    warp_sum(v);
-    if (lane == 0) {
-#pragma unroll
-        for (int i = 0; i < N; ++i) partial[i][warp] = v[i];
-    }
-    __syncthreads();
-    if (warp == 0) {
-#pragma unroll
-        for (int i = 0; i < N; ++i) v[i] = lane < warps ? partial[i][lane] : A(0);
-        warp_sum(v);
-    }
-}
-
 // The coefficients of channel c of sample b (BC = B * C): z = xhat * mul + add.
 template <typename A>
 __device__ __forceinline__ void coefficients(const A* p, size_t BC, size_t b, int c, int C, int modulated, A& mul,

@@ -32,3 +32,31 @@ __device__ __forceinline__ void store(f16_t* p, float v) {
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
     p->bits = h;
 }
+
+// Block-wide sums of N values per thread (group norm, channel bias).
+template <typename A, int N>
+__device__ __forceinline__ void warp_sum(A (&v)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v[i] += __shfl_xor_sync(0xffffffffu, v[i], o);
+    }
+}
+
+// Sums v over the block (blockDim.x a multiple of 32, at most 1024); the result is in warp 0.
+template <typename A, int N>
+__device__ __forceinline__ void block_sum(A (&v)[N]) {
+    __shared__ A partial[N][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    warp_sum(v);
+    if (lane == 0) {
+#pragma unroll
+        for (int i = 0; i < N; ++i) partial[i][warp] = v[i];
+    }
+    __syncthreads();
+    if (warp == 0) {
+#pragma unroll
+        for (int i = 0; i < N; ++i) v[i] = lane < warps ? partial[i][lane] : A(0);
+        warp_sum(v);
+    }
+}

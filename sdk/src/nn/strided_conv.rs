@@ -29,7 +29,7 @@ impl StridedConv2d {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = super::functional::conv2d(x, &self.weight.to_dtype(x.dtype())?, self.padding, self.stride, 1)?;
         match &self.bias {
-            Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?.reshape((1, (), 1, 1))?),
+            Some(b) => super::functional::add_channel_bias(&y, b),
             None => Ok(y),
         }
     }
