@@ -57,7 +57,7 @@ def load(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=4, help="training steps in the profiled window")
+    ap.add_argument("--steps", type=int, default=4, help="steps in the profiled window")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("runs", nargs="+", help="label=path.csv")
     a = ap.parse_args()
@@ -69,7 +69,7 @@ def main():
         except OSError as e:
             print(f"{label}: {e}")
     labels = list(data)
-    print(f"GPU kernel time per training step (ncu gpu__time_duration, {a.steps}-step window; kernels serialised)")
+    print(f"GPU kernel time per step (ncu gpu__time_duration, {a.steps}-step window; kernels serialised)")
     print(f"{'':28}" + "".join(f"{lb + ' ms':>14}{'launches':>10}" for lb in labels))
     totals = {lb: sum(t for _, t in rows) / a.steps for lb, rows in data.items()}
     counts = {lb: len(rows) / a.steps for lb, rows in data.items()}
