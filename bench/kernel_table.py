@@ -49,7 +49,7 @@ def load(path):
         v = r.get("gpu__time_duration.sum")
         name = r.get("Kernel Name") or r.get("Function Name") or "?"
         try:
-            rows.append((name, float(v) * 1e-9))  # --print-units base: nanoseconds
+            rows.append((name, float(v.replace(",", "")) * 1e-9))  # --print-units base: nanoseconds
         except (TypeError, ValueError):
             continue  # the units row
     return rows

@@ -19,6 +19,11 @@ NCU=${NCU:-$(command -v ncu || echo /usr/local/cuda/bin/ncu)}
 BB=${BOOT_BENCH:-${BOOT_DIR:-/tmp/boot}/boot-bench}
 mkdir -p "$OUT"
 tmp=$(mktemp -d)
+# guided-diffusion for the torch ImageNet reference, from the carried wheel (as bench/run_all.sh).
+if ! "$PY" -c 'import guided_diffusion.unet' 2>/dev/null; then
+  whl=$(ls .whl/guided_diffusion_sdk-1.0.0-*.whl 2>/dev/null | head -n1)
+  [ -n "$whl" ] && "$PY" -m zipfile -e "$whl" "$tmp/pydeps" && export PYTHONPATH=$tmp/pydeps${PYTHONPATH:+:$PYTHONPATH}
+fi
 export BOOT_BENCH_PROFILE=${BOOT_BENCH_PROFILE:-ddim1}
 ncu_run() { # name cmd...
   local name=$1; shift
@@ -27,9 +32,11 @@ ncu_run() { # name cmd...
     --print-units base --clock-control none --cache-control none --log-file "$tmp/$name.csv" "$@" >"$tmp/$name.log" 2>&1
   echo "== profile $name: rc $? after $(( $(date +%s) - s0 )) s"
   tail -n 3 "$tmp/$name.log"
+  grep -q '^"' "$tmp/$name.csv" 2>/dev/null || { echo "== $name: no kernel rows; ncu said:"; head -n 15 "$tmp/$name.csv" "$tmp/$name.log" 2>/dev/null; }
 }
 ncu_run boot "$BB" --device cuda:0 --config "$CONFIG" --dtype bf16 --batch "$BATCH" --steps 4 --warmup 1 --infer-reps 1 --ddim-steps 2 --out "$tmp/boot.json"
 ncu_run torch "$PY" bench/torch/boot_step.py --config "$CONFIG" --device cuda:0 --dtype bf16 --mode eager --batch "$BATCH" \
   --steps 4 --warmup 1 --infer-reps 1 --ddim-steps 2 --out "$tmp/torch.json"
 "$PY" bench/kernel_table.py --steps 1 boot="$tmp/boot.csv" torch="$tmp/torch.csv" | tee "$OUT/kernels-$CONFIG.txt"
+xz -c "$tmp/boot.csv" >"$OUT/ncu-boot-$CONFIG.csv.xz" 2>/dev/null; xz -c "$tmp/torch.csv" >"$OUT/ncu-torch-$CONFIG.csv.xz" 2>/dev/null
 rm -rf "$tmp"

@@ -20,7 +20,7 @@ pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: Op
     if let Some(b) = bias {
         logits = logits.broadcast_add(&b.to_dtype(work)?)?;
     }
-    let w = crate::candle_nn::ops::softmax(&logits, D::Minus1)?.to_dtype(dtype)?;
+    let w = super::functional::softmax_last_dim(&logits)?.to_dtype(dtype)?;
     w.matmul(&v.contiguous()?)
 }
 

@@ -196,6 +196,13 @@ pub fn depthwise_conv_transpose2d(x: &Tensor, f: &Tensor, padding: usize, stride
     y.reshape((b, c, ho, wo))
 }
 
+/// Softmax of `x` over its last dimension, computed in `f32` (`f64` for `f64`) and rounded once to `x`'s
+/// dtype (a `bf16` input gives `softmax(x.float()).to(bf16)`): one kernel each way, where candle's
+/// `ops::softmax` is five ops forward and more backward.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    super::softmax_op::softmax_last_dim(x)
+}
+
 /// `x + bias` over the channels (dimension 1) of `x` (`[B, C, ...]`), `bias` `[C]` cast to `x`'s dtype: one
 /// kernel each way (the bias gradient is one per-channel sum), where candle's `broadcast_add` differentiates
 /// with a reduction that does index arithmetic per element.

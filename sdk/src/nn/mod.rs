@@ -16,7 +16,7 @@
 //! | [`silu()`] | SiLU as one op with a one-op backward (CPU and CUDA); [`activation`] names it and the other activations |
 //! | [`linear`] | fully connected layer (`weight [out, in]`, optional `bias`) |
 //! | [`conv`] | 2-D convolution with EDM's optional FIR up/down-sampling (incl. the fused down path) |
-//! | [`functional`] | convolution / transposed convolution (cuDNN on CUDA), 2x nearest up-sampling and average pooling (one op each way, CPU and CUDA), per-channel bias |
+//! | [`functional`] | convolution / transposed convolution (cuDNN on CUDA), 2x nearest up-sampling and average pooling (one op each way, CPU and CUDA), per-channel bias, softmax over the last dimension |
 //! | [`resample`] | FIR resampling filters (`resample_filter` buffers) and depthwise up/down-sampling |
 //! | [`positional`] | sinusoidal embedding (endpoint and cos/sin order options) |
 //! | [`fourier`] | random Fourier feature embedding (`freqs` buffer) |
@@ -48,6 +48,7 @@ pub mod positional;
 pub mod resample;
 mod resample_op;
 mod silu_op;
+mod softmax_op;
 pub mod strict;
 pub mod strided_conv;
 pub mod timesteps;

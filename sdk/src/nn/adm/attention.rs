@@ -3,7 +3,7 @@
 //! `QKVAttentionLegacy`).
 
 use super::resblock::group_norm32;
-use crate::candle::{DType, Result, Tensor};
+use crate::candle::{Result, Tensor};
 use crate::candle_nn::VarBuilder;
 use crate::nn::attention::{split_qkv, QkvLayout};
 use crate::nn::GroupNorm;
@@ -86,8 +86,8 @@ impl AttentionBlock {
         let scale = 1.0 / (d as f64).sqrt().sqrt();
         // weight[n, t, s] = sum_c (q[n, c, t] * scale) (k[n, c, s] * scale)
         let weight = (q * scale)?.t()?.contiguous()?.matmul(&(k * scale)?.contiguous()?)?;
-        let work = if x.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
-        let weight = crate::candle_nn::ops::softmax(&weight.to_dtype(work)?, 2)?.to_dtype(x.dtype())?;
+        // In f32 (f64 for f64), rounded once to x's dtype, as the original's `softmax(w.float()).type(w.dtype)`.
+        let weight = crate::nn::functional::softmax_last_dim(&weight)?;
         // a[n, c, t] = sum_s weight[n, t, s] v[n, c, s]
         let a = v.contiguous()?.matmul(&weight.t()?.contiguous()?)?.reshape((b, c, h * w))?;
         let out = self.proj_out.forward(&a)?;
