@@ -146,7 +146,8 @@ mod cuda {
         let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&bv).arg(&y).arg(&len).arg(&n.c).arg(&n.s);
-        let blocks = len.div_ceil(THREADS as usize).clamp(1, 1 << 16) as u32;
+        // A thread per 16-byte vector (the kernel's vector loop; a grid-stride loop covers the rest otherwise).
+        let blocks = len.div_ceil(16 / std::mem::size_of::<T>()).div_ceil(THREADS as usize).clamp(1, 1 << 16) as u32;
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: argument types and order match the kernel; the grid-stride loop stops at `len`.
         unsafe { launch.launch(cfg) }.w()?;

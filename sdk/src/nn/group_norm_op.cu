@@ -10,13 +10,14 @@
 // [scale (B * C); shift (B * C)]: mul = weight * (1 + scale), add = bias * (1 + scale) + shift (scale = shift =
 // 0 without modulation); act is SiLU when `silu`, else the identity.
 //
-// Statistics come from per-(sample, channel) sums of d = x - k, where k is the first element of the
-// channel's group in that sample: every channel of a group shares k, so the channel sums add up to group
-// sums, and shifting by a value of the data keeps var = E[d^2] - E[d]^2 free of the cancellation that
-// E[x^2] - E[x]^2 suffers when |mean| >> std. `m1` below is the group mean of d (mean = k + m1).
-//
-// Backward: g = dy * act'(z) (z recomputed from x and the statistics), then per (sample, channel) the sums
-// of d, d^2, g, g * d, from which the input gradient and the parameter gradients follow.
+// Statistics come from sums of d = x - k, where k is the first element of the (sample, group): shifting by
+// a value of the data keeps var = E[d^2] - E[d]^2 free of the cancellation that E[x^2] - E[x]^2 suffers when
+// |mean| >> std. `m1` below is the group mean of d (mean = k + m1). The forward sums per (sample, group)
+// (`gn_sums`, one block over the group's contiguous cpg * S elements), then applies the normalisation with one
+// block per (sample, group). The backward sums per (sample, channel) (every channel of a group shares k, so
+// the channel sums add up to group sums): g = dy * act'(z) (z recomputed from x and the statistics), then the
+// sums of d, d^2, g, g * d, from which the input gradient (one block per (sample, group)) and the parameter
+// gradients follow.
 
 __device__ __forceinline__ float inv_sqrt(float v) { return 1.0f / sqrtf(v); }
 __device__ __forceinline__ double inv_sqrt(double v) { return 1.0 / sqrt(v); }
@@ -66,117 +67,228 @@ __device__ __forceinline__ void group_stats(const A* sums, const A* p, size_t BC
     }
 }
 
-// The block's (b, c) constants for recomputing z = (d - m1) * scale + add, from the group's m1 and rstd:
-// coef = {k, m1, rstd, scale, add}, written by thread 0.
+// Group (b, g) = bg statistics from the group sums gs = [B * G, 2] (sums of d, d^2) of `gn_sums`:
+// m1 = E[d], rstd = 1 / sqrt(var + eps), n = cpg * S elements.
+template <typename A>
+__device__ __forceinline__ void group_moments(const A* gs, size_t bg, A n, A eps, A& m1, A& rstd) {
+    m1 = gs[2 * bg] / n;
+    A var = gs[2 * bg + 1] / n - m1 * m1;
+    var = var > A(0) ? var : A(0);
+    rstd = inv_sqrt(var + eps);
+}
+
+// Vector accesses (vec16_t of kernel_types.cu, V = 16 / sizeof(T) elements) below: a (sample, group) is the
+// contiguous range of L = cpg * S elements at bg * L, a (sample, channel) the S elements at bc * S. Loops over
+// such a range go in V-element vectors when its start is 16-byte aligned on every pointer (and, where a vector
+// must stay within one channel, S is a multiple of V), the remaining L % V (S % V) elements one by one;
+// otherwise element by element.
+
+// One block per (sample, group) bg: out[2 bg], out[2 bg + 1] = the sums of d, d^2 over the group's L elements.
 template <typename T, typename A>
-__device__ __forceinline__ void channel_coefs(const T* x, const A* p, size_t b, int c, int C, int cpg, int S,
-                                              int modulated, A m1, A rstd, A (&coef)[5]) {
-    if (threadIdx.x == 0) {
-        A mul, add;
-        coefficients(p, gridDim.x, b, c, C, modulated, mul, add);
-        coef[0] = to_acc(x[(b * C + (c - c % cpg)) * (size_t)S]);
-        coef[1] = m1;
-        coef[2] = rstd;
-        coef[3] = rstd * mul;
-        coef[4] = add;
-    }
-}
-
-// channel_coefs with the group statistics from channel sums of N values (the first two: d, d^2). Run by
-// warp 0.
-template <typename T, typename A, int N>
-__device__ __forceinline__ void stats_coefs(const T* x, const A* sums, const A* p, size_t b, int c, int C, int cpg,
-                                            int S, int modulated, A eps, A (&coef)[5]) {
-    A m1, rstd, unused0, unused1;
-    group_stats<A, N, false>(sums, p, gridDim.x, b, c - c % cpg, C, cpg, modulated, A(cpg) * A(S), eps, m1, rstd,
-                             unused0, unused1);
-    channel_coefs<T, A>(x, p, b, c, C, cpg, S, modulated, m1, rstd, coef);
-}
-
-// One block per (b, c): out[(b * C + c) * N + i] = sums over the channel's S positions of d, d^2 and, for
-// N = 4, g, g * d, g = dy * act'(z). With `silu` (N = 4), z needs the statistics: `stats` are the N = 2 sums.
-template <typename T, typename A, int N>
-__device__ __forceinline__ void channel_sums(const T* x, const T* dy, const A* p, const A* stats, A* out, int C,
-                                             int cpg, int S, A eps, int modulated, int silu) {
-    __shared__ A coef[5];
-    const size_t bc = blockIdx.x;
-    const size_t b = bc / C;
-    const int c = (int)(bc % C);
-    if constexpr (N == 4) {
-        if (silu) {
-            if (threadIdx.x < 32) stats_coefs<T, A, 2>(x, stats, p, b, c, C, cpg, S, modulated, eps, coef);
-            __syncthreads();
-        }
-    }
-    const A k = to_acc(x[(b * C + (c - c % cpg)) * (size_t)S]);
-    const T* xc = x + bc * S;
-    A v[N];
+__device__ __forceinline__ void group_sums(const T* x, A* out, int L) {
+    constexpr int V = vec16_t<T>::N;
+    const size_t bg = blockIdx.x;
+    const T* xg = x + bg * (size_t)L;
+    const A k = to_acc(xg[0]);
+    A v[2] = {A(0), A(0)};
+    int done = 0;
+    if (is_aligned16(xg)) {
+        const int nv = L / V;
+        for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+            const vec16_t<T> a = load16(xg + (size_t)i * V);
 #pragma unroll
-    for (int i = 0; i < N; ++i) v[i] = A(0);
-    for (int s = threadIdx.x; s < S; s += blockDim.x) {
-        const A d = to_acc(xc[s]) - k;
+            for (int j = 0; j < V; ++j) {
+                const A d = to_acc(a.v[j]) - k;
+                v[0] += d;
+                v[1] += d * d;
+            }
+        }
+        done = nv * V;
+    }
+    for (int i = done + threadIdx.x; i < L; i += blockDim.x) {
+        const A d = to_acc(xg[i]) - k;
         v[0] += d;
         v[1] += d * d;
-        if constexpr (N == 4) {
-            A e = to_acc(dy[bc * S + s]);
-            if (silu) e *= silu_slope((d - coef[1]) * coef[3] + coef[4]);
-            v[2] += e;
-            v[3] += e * d;
-        }
     }
     block_sum(v);
     if (threadIdx.x == 0) {
-#pragma unroll
-        for (int i = 0; i < N; ++i) out[bc * N + i] = v[i];
+        out[2 * bg] = v[0];
+        out[2 * bg + 1] = v[1];
     }
 }
 
-// One block per (b, c): y = act((d - m1) * rstd * mul + add).
+// Per (sample, channel) bc: out[bc * 4 + i] = sums over the channel's S positions of d, d^2, g, g * d,
+// g = dy * act'(z). With `silu`, z needs the statistics: `gs` are the group sums of `gn_sums`. Either one warp
+// per channel (`per_block` = blockDim.x / 32 > 1 channels per block; warps past B * C return at once) or one
+// block per channel (`per_block` = 1).
 template <typename T, typename A>
-__device__ __forceinline__ void forward_apply(const T* x, const A* sums, const A* p, T* y, int C, int cpg, int S,
-                                              A eps, int modulated, int silu) {
-    __shared__ A coef[5];
-    const size_t bc = blockIdx.x;
-    if (threadIdx.x < 32) stats_coefs<T, A, 2>(x, sums, p, bc / C, (int)(bc % C), C, cpg, S, modulated, eps, coef);
-    __syncthreads();
-    const A k = coef[0], m1 = coef[1], scale = coef[3], add = coef[4];
+__device__ __forceinline__ void channel_sums(const T* x, const T* dy, const A* p, const A* gs, A* out, int B, int C,
+                                             int cpg, int S, A eps, int modulated, int silu, int per_block) {
+    constexpr int V = vec16_t<T>::N;
+    const size_t BC = (size_t)B * C;
+    size_t bc;
+    int lane, width;
+    if (per_block > 1) {
+        bc = (size_t)blockIdx.x * per_block + (threadIdx.x >> 5);
+        if (bc >= BC) return;  // the whole warp: no block-wide synchronisation in this mode
+        lane = threadIdx.x & 31;
+        width = 32;
+    } else {
+        bc = blockIdx.x;
+        lane = threadIdx.x;
+        width = blockDim.x;
+    }
+    const size_t b = bc / C;
+    const int c = (int)(bc % C);
+    const int G = C / cpg;
+    const A k = to_acc(x[(b * C + (c - c % cpg)) * (size_t)S]);
+    A m1 = A(0), scale = A(0), add = A(0);
+    if (silu) {
+        A rstd, mul;
+        group_moments(gs, b * G + c / cpg, A(cpg) * A(S), eps, m1, rstd);
+        coefficients(p, BC, b, c, C, modulated, mul, add);
+        scale = rstd * mul;
+    }
     const T* xc = x + bc * S;
-    T* yc = y + bc * S;
-    for (int s = threadIdx.x; s < S; s += blockDim.x) {
-        const A z = ((to_acc(xc[s]) - k) - m1) * scale + add;
-        store(yc + s, silu ? z * sigmoid(z) : z);
+    const T* dyc = dy + bc * S;
+    A v[4] = {A(0), A(0), A(0), A(0)};
+    int done = 0;
+    if (is_aligned16(xc) && is_aligned16(dyc)) {
+        const int nv = S / V;
+        for (int i = lane; i < nv; i += width) {
+            const vec16_t<T> a = load16(xc + (size_t)i * V), g = load16(dyc + (size_t)i * V);
+#pragma unroll
+            for (int j = 0; j < V; ++j) {
+                const A d = to_acc(a.v[j]) - k;
+                A e = to_acc(g.v[j]);
+                if (silu) e *= silu_slope((d - m1) * scale + add);
+                v[0] += d;
+                v[1] += d * d;
+                v[2] += e;
+                v[3] += e * d;
+            }
+        }
+        done = nv * V;
+    }
+    for (int s = done + lane; s < S; s += width) {
+        const A d = to_acc(xc[s]) - k;
+        A e = to_acc(dyc[s]);
+        if (silu) e *= silu_slope((d - m1) * scale + add);
+        v[0] += d;
+        v[1] += d * d;
+        v[2] += e;
+        v[3] += e * d;
+    }
+    if (per_block > 1) {
+        warp_sum(v);
+    } else {
+        block_sum(v);
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) out[bc * 4 + i] = v[i];
     }
 }
 
-// One block per (b, c): dx = rstd * (mul * g - mean(mul * g) - xhat * mean(mul * g * xhat)), means over the
-// group; sums = the N = 4 channel sums followed by p.
+// One block per (sample, group) bg: y = act((d - m1) * rstd * mul + add) over the group's L = cpg * S
+// elements, the group statistics from the group sums gs of `gn_sums`, mul and add per channel.
+template <typename T, typename A>
+__device__ __forceinline__ void forward_apply(const T* x, const A* gs, const A* p, T* y, int C, int cpg, int S,
+                                              A eps, int modulated, int silu) {
+    constexpr int V = vec16_t<T>::N;
+    const size_t bg = blockIdx.x;
+    const int G = C / cpg, L = cpg * S;
+    const size_t b = bg / G, BC = (size_t)gridDim.x * cpg;
+    const int c0 = (int)(bg % G) * cpg;
+    A m1, rstd;
+    group_moments(gs, bg, A(cpg) * A(S), eps, m1, rstd);
+    const T* xg = x + bg * (size_t)L;
+    T* yg = y + bg * (size_t)L;
+    const A k = to_acc(xg[0]);
+    if (S % V == 0 && is_aligned16(xg) && is_aligned16(yg)) {
+        // L is a multiple of V: no tail; vector i lies in channel c0 + i / (S / V).
+        const int nv = L / V, sv = S / V;
+        for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+            A mul, add;
+            coefficients(p, BC, b, c0 + i / sv, C, modulated, mul, add);
+            const A scale = rstd * mul;
+            const vec16_t<T> a = load16(xg + (size_t)i * V);
+            vec16_t<T> r;
+#pragma unroll
+            for (int j = 0; j < V; ++j) {
+                const A z = ((to_acc(a.v[j]) - k) - m1) * scale + add;
+                store(&r.v[j], silu ? z * sigmoid(z) : z);
+            }
+            store16(yg + (size_t)i * V, r);
+        }
+        return;
+    }
+    for (int s = threadIdx.x; s < L; s += blockDim.x) {
+        A mul, add;
+        coefficients(p, BC, b, c0 + s / S, C, modulated, mul, add);
+        const A z = ((to_acc(xg[s]) - k) - m1) * (rstd * mul) + add;
+        store(yg + s, silu ? z * sigmoid(z) : z);
+    }
+}
+
+// One block per (sample, group) bg: dx = rstd * (mul * g - mean(mul * g) - xhat * mean(mul * g * xhat)),
+// means over the group; sums = the [B, C, 4] channel sums followed by p.
 template <typename T, typename A>
 __device__ __forceinline__ void input_grad(const T* x, const T* dy, const A* sums, T* dx, int C, int cpg, int S,
                                            A eps, int modulated, int silu) {
-    __shared__ A coef[5];
-    __shared__ A means[2];
-    const size_t bc = blockIdx.x;
-    const size_t b = bc / C;
-    const int c = (int)(bc % C);
-    const A* p = sums + (size_t)gridDim.x * 4;
+    constexpr int V = vec16_t<T>::N;
+    __shared__ A stats[4];
+    const size_t bg = blockIdx.x;
+    const int G = C / cpg, L = cpg * S;
+    const size_t b = bg / G, BC = (size_t)gridDim.x * cpg;
+    const int c0 = (int)(bg % G) * cpg;
+    const A* p = sums + BC * 4;
     if (threadIdx.x < 32) {
         const A n = A(cpg) * A(S);
         A m1, rstd, sg, sgd;
-        group_stats<A, 4, true>(sums, p, gridDim.x, b, c - c % cpg, C, cpg, modulated, n, eps, m1, rstd, sg, sgd);
-        channel_coefs<T, A>(x, p, b, c, C, cpg, S, modulated, m1, rstd, coef);
+        group_stats<A, 4, true>(sums, p, BC, b, c0, C, cpg, modulated, n, eps, m1, rstd, sg, sgd);
         if (threadIdx.x == 0) {
-            means[0] = rstd * (sg / n);                    // rstd * mean(mul * g)
-            means[1] = rstd * rstd * (sgd - m1 * sg) / n;  // rstd * mean(mul * g * xhat)
+            stats[0] = m1;
+            stats[1] = rstd;
+            stats[2] = rstd * (sg / n);                    // rstd * mean(mul * g)
+            stats[3] = rstd * rstd * (sgd - m1 * sg) / n;  // rstd * mean(mul * g * xhat)
         }
     }
     __syncthreads();
-    const A k = coef[0], m1 = coef[1], rstd = coef[2], scale = coef[3], add = coef[4], mg = means[0], mgx = means[1];
-    const size_t off = bc * S;
-    for (int s = threadIdx.x; s < S; s += blockDim.x) {
-        const A d = to_acc(x[off + s]) - k;
-        A e = to_acc(dy[off + s]);
+    const A m1 = stats[0], rstd = stats[1], mg = stats[2], mgx = stats[3];
+    const size_t off = bg * (size_t)L;
+    const T* xg = x + off;
+    const T* dyg = dy + off;
+    T* dxg = dx + off;
+    const A k = to_acc(xg[0]);
+    if (S % V == 0 && is_aligned16(xg) && is_aligned16(dyg) && is_aligned16(dxg)) {
+        // L is a multiple of V: no tail; vector i lies in channel c0 + i / (S / V).
+        const int nv = L / V, sv = S / V;
+        for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+            A mul, add;
+            coefficients(p, BC, b, c0 + i / sv, C, modulated, mul, add);
+            const A scale = rstd * mul;
+            const vec16_t<T> a = load16(xg + (size_t)i * V), g = load16(dyg + (size_t)i * V);
+            vec16_t<T> r;
+#pragma unroll
+            for (int j = 0; j < V; ++j) {
+                const A d = to_acc(a.v[j]) - k;
+                A e = to_acc(g.v[j]);
+                if (silu) e *= silu_slope((d - m1) * scale + add);
+                store(&r.v[j], scale * e - mg - (d - m1) * rstd * mgx);
+            }
+            store16(dxg + (size_t)i * V, r);
+        }
+        return;
+    }
+    for (int s = threadIdx.x; s < L; s += blockDim.x) {
+        A mul, add;
+        coefficients(p, BC, b, c0 + s / S, C, modulated, mul, add);
+        const A scale = rstd * mul;
+        const A d = to_acc(xg[s]) - k;
+        A e = to_acc(dyg[s]);
         if (silu) e *= silu_slope((d - m1) * scale + add);
-        store(dx + off + s, scale * e - mg - (d - m1) * rstd * mgx);
+        store(dxg + s, scale * e - mg - (d - m1) * rstd * mgx);
     }
 }
 
@@ -224,16 +336,15 @@ __device__ __forceinline__ void param_grads(const A* sums, A* out, int B, int C,
 }
 
 #define GN_KERNELS(SUFFIX, T, A)                                                                                  \
-    extern "C" __global__ void gn_sums_##SUFFIX(const T* x, A* out, int C, int cpg, int S) {                      \
-        channel_sums<T, A, 2>(x, nullptr, nullptr, nullptr, out, C, cpg, S, A(0), 0, 0);                          \
+    extern "C" __global__ void gn_sums_##SUFFIX(const T* x, A* out, int L) { group_sums<T, A>(x, out, L); }     \
+    extern "C" __global__ void gn_grad_sums_##SUFFIX(const T* x, const T* dy, const A* p, const A* gs, A* out,    \
+                                                     int B, int C, int cpg, int S, A eps, int modulated,          \
+                                                     int silu, int per_block) {                                   \
+        channel_sums<T, A>(x, dy, p, gs, out, B, C, cpg, S, eps, modulated, silu, per_block);                     \
     }                                                                                                             \
-    extern "C" __global__ void gn_grad_sums_##SUFFIX(const T* x, const T* dy, const A* p, const A* stats, A* out, \
-                                                     int C, int cpg, int S, A eps, int modulated, int silu) {     \
-        channel_sums<T, A, 4>(x, dy, p, stats, out, C, cpg, S, eps, modulated, silu);                             \
-    }                                                                                                             \
-    extern "C" __global__ void gn_forward_##SUFFIX(const T* x, const A* sums, const A* p, T* y, int C, int cpg,   \
+    extern "C" __global__ void gn_forward_##SUFFIX(const T* x, const A* gs, const A* p, T* y, int C, int cpg,     \
                                                    int S, A eps, int modulated, int silu) {                       \
-        forward_apply<T, A>(x, sums, p, y, C, cpg, S, eps, modulated, silu);                                      \
+        forward_apply<T, A>(x, gs, p, y, C, cpg, S, eps, modulated, silu);                                        \
     }                                                                                                             \
     extern "C" __global__ void gn_grad_input_##SUFFIX(const T* x, const T* dy, const A* sums, T* dx, int C,       \
                                                       int cpg, int S, A eps, int modulated, int silu) {           \

@@ -538,7 +538,9 @@ mod cpu {
     }
 }
 
-/// The CUDA passes: the kernels of `group_norm_op.cu`, one block per (sample, channel).
+/// The CUDA passes: the kernels of `group_norm_op.cu`: the forward's statistics, the forward and the input
+/// gradient with one block per (sample, group) (its `C / G * S` elements are contiguous), the backward sums
+/// with one block or one warp per (sample, channel).
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::{Dims, Mode, OP};
@@ -551,17 +553,22 @@ mod cuda {
     /// The kernels, loaded as `boot_group_norm`.
     static KERNELS: Kernels =
         Kernels::new("boot_group_norm", "sigmoid.cu + group_norm_op.cu", concat!(include_str!("sigmoid.cu"), include_str!("group_norm_op.cu")));
-    /// Threads of the per-channel blocks at most, and of the parameter-gradient blocks.
+    /// Threads of the per-group and per-channel blocks at most, and of the parameter-gradient blocks.
     const MAX_THREADS: usize = 256;
+    /// Channels per block of the backward sums when a channel has at most [`WARP_VECTORS`] vectors: one warp each.
+    const WARPS: usize = 8;
+    /// Vectors of 16 bytes per channel up to which one warp sums a channel.
+    const WARP_VECTORS: usize = 128;
 
     /// `v` as a kernel's `int`.
     fn int(v: usize, what: &str) -> Result<i32> {
         i32::try_from(v).map_err(|_| Error::Msg(format!("{OP}: {what} = {v} does not fit the kernels' 32-bit ints")).bt())
     }
 
-    /// `(C, C / G, S)` as kernel ints, checking that the grid of `B * C` blocks fits too.
+    /// `(C, C / G, S)` as kernel ints, checking that `B * C` and a group's `C / G * S` elements fit too.
     fn sizes(d: Dims) -> Result<(i32, i32, i32)> {
         int(d.batch * d.channels, "batch * channels")?;
+        int(d.group_len(), "group size")?;
         Ok((int(d.channels, "channels")?, int(d.per_group, "channels per group")?, int(d.spatial, "spatial size")?))
     }
 
@@ -570,27 +577,50 @@ mod cuda {
         (i32::from(mode.modulated), i32::from(mode.silu))
     }
 
-    /// One block per (sample, channel), a power of two of threads from 32 to [`MAX_THREADS`] for `S` positions.
-    fn per_channel(d: Dims) -> LaunchConfig {
-        let threads = d.spatial.next_power_of_two().clamp(32, MAX_THREADS);
-        LaunchConfig { grid_dim: ((d.batch * d.channels) as u32, 1, 1), block_dim: (threads as u32, 1, 1), shared_mem_bytes: 0 }
+    /// Elements of `T` in one 16-byte vector of the kernels.
+    fn vector<T>() -> usize {
+        16 / std::mem::size_of::<T>()
     }
 
-    /// The channel sums of `d`, `d^2` (`[B, C, 2]`) of `x`.
+    /// A power of two of threads from 32 to [`MAX_THREADS`] for `len` elements of `T` (in 16-byte vectors).
+    fn threads_for<T>(len: usize) -> u32 {
+        len.div_ceil(vector::<T>()).next_power_of_two().clamp(32, MAX_THREADS) as u32
+    }
+
+    /// One block per (sample, group).
+    fn per_group<T>(d: Dims) -> LaunchConfig {
+        let blocks = (d.batch * d.groups()) as u32;
+        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (threads_for::<T>(d.group_len()), 1, 1), shared_mem_bytes: 0 }
+    }
+
+    /// The backward sums' launch and its `per_block` argument: for short channels one warp per (sample,
+    /// channel), [`WARPS`] to a block; else one block per (sample, channel).
+    fn per_channel<T>(d: Dims) -> (LaunchConfig, i32) {
+        let bc = d.batch * d.channels;
+        if d.spatial.div_ceil(vector::<T>()) <= WARP_VECTORS {
+            let blocks = bc.div_ceil(WARPS) as u32;
+            (LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (32 * WARPS as u32, 1, 1), shared_mem_bytes: 0 }, WARPS as i32)
+        } else {
+            (LaunchConfig { grid_dim: (bc as u32, 1, 1), block_dim: (threads_for::<T>(d.spatial), 1, 1), shared_mem_bytes: 0 }, 1)
+        }
+    }
+
+    /// The group sums of `d`, `d^2` (`[B, G, 2]`) of `x`.
     fn moment_sums<T: Elem>(x: &CudaView<'_, T>, dev: &CudaDevice, d: Dims) -> Result<CudaSlice<T::Acc>> {
-        let (c, cpg, s) = sizes(d)?;
-        // SAFETY: every element is written by the kernel (one per (sample, channel) block, two values each).
-        let sums = unsafe { dev.alloc::<T::Acc>(d.batch * d.channels * 2)? };
+        sizes(d)?;
+        let len = int(d.group_len(), "group size")?;
+        // SAFETY: every element is written by the kernel (one per (sample, group) block, two values each).
+        let sums = unsafe { dev.alloc::<T::Acc>(d.batch * d.groups() * 2)? };
         let f = KERNELS.func(dev, &format!("gn_sums_{}", T::SUFFIX))?;
         let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
-        launch.arg(x).arg(&sums).arg(&c).arg(&cpg).arg(&s);
-        // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
-        unsafe { launch.launch(per_channel(d)) }.w()?;
+        launch.arg(x).arg(&sums).arg(&len);
+        // SAFETY: argument types and order match the kernel; the grid covers [B * G] blocks of valid data.
+        unsafe { launch.launch(per_group::<T>(d)) }.w()?;
         Ok(sums)
     }
 
-    /// The forward op: channel sums of `d`, `d^2`, then `y`.
+    /// The forward op: group sums of `d`, `d^2`, then `y`.
     pub(super) fn forward<T: Elem>(x: (&CudaStorage, &Layout), p: (&CudaStorage, &Layout), d: Dims, mode: Mode, eps: f64) -> Result<CudaStorage> {
         let dev = x.0.device();
         let (xv, pv) = (view::<T>(x.0, x.1, OP)?, view::<T::Acc>(p.0, p.1, OP)?);
@@ -604,12 +634,12 @@ mod cuda {
         let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&sums).arg(&pv).arg(&y).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated).arg(&silu);
-        // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
-        unsafe { launch.launch(per_channel(d)) }.w()?;
+        // SAFETY: argument types and order match the kernel; the grid covers [B * G] blocks of valid data.
+        unsafe { launch.launch(per_group::<T>(d)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
     }
 
-    /// The backward sums: with SiLU the moment sums first (for `z`), then the four channel sums, then `p`
+    /// The backward sums: with SiLU the group moment sums first (for `z`), then the four channel sums, then `p`
     /// copied behind them.
     pub(super) fn grad_sums<T: Elem>(
         x: (&CudaStorage, &Layout),
@@ -623,10 +653,12 @@ mod cuda {
         let (xv, dyv, pv) = (view::<T>(x.0, x.1, OP)?, view::<T>(dy.0, dy.1, OP)?, view::<T::Acc>(p.0, p.1, OP)?);
         let moments = if mode.silu { Some(moment_sums::<T>(&xv, dev, d)?) } else { None };
         let (c, cpg, s) = sizes(d)?;
+        let batch = int(d.batch, "batch")?;
         let (modulated, silu) = flags(mode);
         let eps = T::Acc::from_f64(eps);
+        let (cfg, per_block) = per_channel::<T>(d);
         let head = d.batch * d.channels * 4;
-        // SAFETY: the kernel writes the first `head` elements (four per block), the copy below the rest.
+        // SAFETY: the kernel writes the first `head` elements (four per (sample, channel)), the copy below the rest.
         let mut sums = unsafe { dev.alloc::<T::Acc>(d.sums_len(mode))? };
         let f = KERNELS.func(dev, &format!("gn_grad_sums_{}", T::SUFFIX))?;
         let stream = dev.cuda_stream();
@@ -637,9 +669,10 @@ mod cuda {
             Some(m) => launch.arg(m),
             None => launch.arg(&pv),
         };
-        launch.arg(&sums).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated).arg(&silu);
-        // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
-        unsafe { launch.launch(per_channel(d)) }.w()?;
+        launch.arg(&sums).arg(&batch).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated).arg(&silu).arg(&per_block);
+        // SAFETY: argument types and order match the kernel; the grid covers the B * C channels (blocks, or
+        // warps with those past B * C returning at once).
+        unsafe { launch.launch(cfg) }.w()?;
         let mut tail = sums.try_slice_mut(head..).ok_or_else(|| Error::Msg(format!("{OP}: sums shorter than {head}")).bt())?;
         stream.memcpy_dtod(&pv, &mut tail).w()?;
         Ok(CudaStorage::wrap_cuda_slice(sums, dev.clone()))
@@ -665,8 +698,8 @@ mod cuda {
         let stream = dev.cuda_stream();
         let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&dyv).arg(&sv).arg(&dx).arg(&c).arg(&cpg).arg(&s).arg(&eps).arg(&modulated).arg(&silu);
-        // SAFETY: argument types and order match the kernel; the grid covers [B * C] blocks of valid data.
-        unsafe { launch.launch(per_channel(d)) }.w()?;
+        // SAFETY: argument types and order match the kernel; the grid covers [B * G] blocks of valid data.
+        unsafe { launch.launch(per_group::<T>(d)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(dx, dev.clone()))
     }
 

@@ -60,3 +60,40 @@ __device__ __forceinline__ void block_sum(A (&v)[N]) {
         warp_sum(v);
     }
 }
+
+// 16-byte vectors for the memory-bound element-wise loops: vec16_t<T> holds 16 / sizeof(T) elements (8 bf16 /
+// f16, 4 float, 2 double), loaded and stored with one 16-byte instruction. A vector access needs its address
+// 16-byte aligned: candle's allocations are, but the ops' arguments have start offsets applied, so kernels
+// check `is_aligned16` on the actual pointers and fall back to scalar loops (and handle tails scalarly).
+template <typename T>
+struct __align__(16) vec16_t {
+    static constexpr int N = 16 / sizeof(T);
+    T v[N];
+};
+
+template <typename T>
+__device__ __forceinline__ bool is_aligned16(const T* p) {
+    return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0;
+}
+
+// Loads 16 aligned bytes at p.
+template <typename T>
+__device__ __forceinline__ vec16_t<T> load16(const T* p) {
+    union {
+        uint4 u;
+        vec16_t<T> v;
+    } r;
+    r.u = *reinterpret_cast<const uint4*>(p);
+    return r.v;
+}
+
+// Stores 16 aligned bytes at p.
+template <typename T>
+__device__ __forceinline__ void store16(T* p, const vec16_t<T>& v) {
+    union {
+        uint4 u;
+        vec16_t<T> v;
+    } r;
+    r.v = v;
+    *reinterpret_cast<uint4*>(p) = r.u;
+}

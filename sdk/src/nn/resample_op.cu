@@ -26,10 +26,40 @@ __device__ __forceinline__ size_t row_of(size_t i, size_t w, bool narrow) {
     return narrow ? (size_t)((unsigned int)i / (unsigned int)w) : i / w;
 }
 
+// Vector paths (vec16_t of kernel_types.cu, V = 16 / sizeof(T) elements): when w is a multiple of V and both
+// pointers are 16-byte aligned, a thread takes V small-side elements of one row (i = V * iv, all in row
+// r = i / w) and the big side's 2V elements of each of its two rows, two vectors per row (their offsets
+// 4 r w + 2 (i - r w) and + 2 w are multiples of 2V: aligned). Otherwise element by element, as above.
+
 template <typename T, typename A>
 __device__ __forceinline__ void spread(const T* x, T* y, size_t n, size_t w, A scale) {
+    constexpr int V = vec16_t<T>::N;
     const bool narrow = n <= 0xffffffffu;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)blockDim.x * gridDim.x) {
+    const size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x, stride = (size_t)blockDim.x * gridDim.x;
+    if (w % V == 0 && is_aligned16(x) && is_aligned16(y)) {
+        // n = rows * w is a multiple of V: no tail.
+        const size_t nv = n / V;
+        for (size_t iv = first; iv < nv; iv += stride) {
+            const size_t i = iv * V;
+            const size_t r = row_of(i, w, narrow);
+            const vec16_t<T> a = load16(x + i);
+            vec16_t<T> lo, hi;
+#pragma unroll
+            for (int j = 0; j < V / 2; ++j) {
+                store(&lo.v[2 * j], to_acc(a.v[j]) * scale);
+                lo.v[2 * j + 1] = lo.v[2 * j];
+                store(&hi.v[2 * j], to_acc(a.v[V / 2 + j]) * scale);
+                hi.v[2 * j + 1] = hi.v[2 * j];
+            }
+            T* top = y + 4 * r * w + 2 * (i - r * w);
+            store16(top, lo);
+            store16(top + V, hi);
+            store16(top + 2 * w, lo);
+            store16(top + 2 * w + V, hi);
+        }
+        return;
+    }
+    for (size_t i = first; i < n; i += stride) {
         const size_t r = row_of(i, w, narrow);
         pair_t<T> v;
         store(&v.lo, to_acc(x[i]) * scale);
@@ -42,8 +72,31 @@ __device__ __forceinline__ void spread(const T* x, T* y, size_t n, size_t w, A s
 
 template <typename T, typename A>
 __device__ __forceinline__ void gather(const T* x, T* y, size_t n, size_t w, A scale) {
+    constexpr int V = vec16_t<T>::N;
     const bool narrow = n <= 0xffffffffu;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)blockDim.x * gridDim.x) {
+    const size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x, stride = (size_t)blockDim.x * gridDim.x;
+    if (w % V == 0 && is_aligned16(x) && is_aligned16(y)) {
+        // n = rows * w is a multiple of V: no tail.
+        const size_t nv = n / V;
+        for (size_t iv = first; iv < nv; iv += stride) {
+            const size_t i = iv * V;
+            const size_t r = row_of(i, w, narrow);
+            const T* top = x + 4 * r * w + 2 * (i - r * w);
+            const vec16_t<T> t0 = load16(top), t1 = load16(top + V);
+            const vec16_t<T> b0 = load16(top + 2 * w), b1 = load16(top + 2 * w + V);
+            vec16_t<T> out;
+#pragma unroll
+            for (int j = 0; j < V / 2; ++j) {
+                store(&out.v[j], (((to_acc(t0.v[2 * j]) + to_acc(t0.v[2 * j + 1])) + to_acc(b0.v[2 * j])) +
+                                  to_acc(b0.v[2 * j + 1])) * scale);
+                store(&out.v[V / 2 + j], (((to_acc(t1.v[2 * j]) + to_acc(t1.v[2 * j + 1])) + to_acc(b1.v[2 * j])) +
+                                          to_acc(b1.v[2 * j + 1])) * scale);
+            }
+            store16(y + i, out);
+        }
+        return;
+    }
+    for (size_t i = first; i < n; i += stride) {
         const size_t r = row_of(i, w, narrow);
         const T* top = x + 4 * r * w + 2 * (i - r * w);
         const T* bottom = top + 2 * w;

@@ -218,9 +218,10 @@ mod cuda {
     /// Blocks of a launch at most (larger tensors loop: 16.8M threads cover every current GPU many times).
     const MAX_BLOCKS: usize = 1 << 16;
 
-    /// Blocks of [`THREADS`] for `n` elements (at least one, at most [`MAX_BLOCKS`]).
-    fn config(n: usize) -> LaunchConfig {
-        let blocks = n.div_ceil(THREADS).clamp(1, MAX_BLOCKS);
+    /// Blocks of [`THREADS`] for `n` elements of `T`, a thread per 16-byte vector of them (the kernels' vector
+    /// loops; at least one block, at most [`MAX_BLOCKS`]).
+    fn config<T>(n: usize) -> LaunchConfig {
+        let blocks = n.div_ceil(16 / std::mem::size_of::<T>()).div_ceil(THREADS).clamp(1, MAX_BLOCKS);
         LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (THREADS as u32, 1, 1), shared_mem_bytes: 0 }
     }
 
@@ -242,7 +243,7 @@ mod cuda {
         launch.arg(&xv).arg(&y).arg(&n).arg(&w).arg(&scale);
         // SAFETY: argument types and order match the kernel; `x` holds its side's elements (`small` is derived
         // from its layout) and `y` the other side's; the grid-stride loop stops at `n`.
-        unsafe { launch.launch(config(n)) }.w()?;
+        unsafe { launch.launch(config::<T>(n)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
     }
 }

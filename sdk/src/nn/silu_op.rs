@@ -205,9 +205,10 @@ mod cuda {
     /// Blocks of a launch at most (larger tensors loop: 16.8M threads cover every current GPU many times).
     const MAX_BLOCKS: usize = 1 << 16;
 
-    /// Blocks of [`THREADS`] for `n` elements (at least one, at most [`MAX_BLOCKS`]).
-    fn config(n: usize) -> LaunchConfig {
-        let blocks = n.div_ceil(THREADS).clamp(1, MAX_BLOCKS);
+    /// Blocks of [`THREADS`] for `n` elements of `T`, a thread per 16-byte vector of them (the kernels' vector
+    /// loops; at least one block, at most [`MAX_BLOCKS`]).
+    fn config<T>(n: usize) -> LaunchConfig {
+        let blocks = n.div_ceil(16 / std::mem::size_of::<T>()).div_ceil(THREADS).clamp(1, MAX_BLOCKS);
         LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (THREADS as u32, 1, 1), shared_mem_bytes: 0 }
     }
 
@@ -223,7 +224,7 @@ mod cuda {
         let mut launch = stream.launch_builder(&f);
         launch.arg(&xv).arg(&y).arg(&n);
         // SAFETY: argument types and order match the kernel; the grid-stride loop stops at `n`.
-        unsafe { launch.launch(config(n)) }.w()?;
+        unsafe { launch.launch(config::<T>(n)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
     }
 
@@ -240,7 +241,7 @@ mod cuda {
         launch.arg(&xv).arg(&dyv).arg(&dx).arg(&n);
         // SAFETY: argument types and order match the kernel (`dy` has `n` elements too, checked by the op);
         // the grid-stride loop stops at `n`.
-        unsafe { launch.launch(config(n)) }.w()?;
+        unsafe { launch.launch(config::<T>(n)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(dx, dev.clone()))
     }
 }
