@@ -26,8 +26,7 @@ impl Ema {
     /// One EMA update.
     pub fn update(&self) -> boot_sdk::Result<()> {
         for (l, s) in self.live.iter().zip(&self.shadow) {
-            let next = ((s.as_tensor() * self.decay)? + (l.as_tensor() * (1.0 - self.decay))?)?;
-            s.set(&next)?;
+            boot_sdk::nn::fused_update::ema_step(s.as_tensor(), l.as_tensor(), self.decay)?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use boot_sdk::candle::backprop::GradStore;
 use boot_sdk::candle::{Tensor, Var};
 use boot_sdk::candle_nn::VarMap;
+use boot_sdk::nn::fused_update::{adamw_step, AdamWStep};
 
 /// AdamW hyper-parameters (the paper: no weight decay, no warm-up, constant learning rate).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,16 +50,24 @@ impl AdamW {
     /// One update from `grads`; returns the global gradient norm before clipping.
     pub fn step(&mut self, grads: &GradStore) -> boot_sdk::Result<f64> {
         let mut gs = Vec::with_capacity(self.params.len());
-        let mut sq = 0f64;
+        // The squared norms are summed on the device (in f64, in variable order) and read once.
+        let mut sq: Option<Tensor> = None;
         for (_, var) in &self.params {
             let g = match grads.get(var.as_tensor()) {
                 Some(g) => g.clone(),
                 None => var.zeros_like()?,
             };
-            sq += g.sqr()?.sum_all()?.to_dtype(boot_sdk::candle::DType::F64)?.to_scalar::<f64>()?;
+            let s = g.sqr()?.sum_all()?.to_dtype(boot_sdk::candle::DType::F64)?;
+            sq = Some(match sq {
+                Some(t) => (t + s)?,
+                None => s,
+            });
             gs.push(g);
         }
-        let norm = sq.sqrt();
+        let norm = match sq {
+            Some(t) => t.to_scalar::<f64>()?.sqrt(),
+            None => 0.0,
+        };
         let scale = match self.cfg.grad_clip {
             Some(c) if norm > c => c / norm,
             _ => 1.0,
@@ -67,15 +76,10 @@ impl AdamW {
         let AdamWConfig { lr, beta1, beta2, eps, weight_decay, .. } = self.cfg;
         let bias1 = 1.0 - beta1.powi(self.steps as i32);
         let bias2 = 1.0 - beta2.powi(self.steps as i32);
+        let step = AdamWStep { beta1, beta2, lr, eps, decay: 1.0 - lr * weight_decay, bias1, bias2, grad_scale: scale };
         for (i, (_, var)) in self.params.iter().enumerate() {
-            let g = if scale != 1.0 { (&gs[i] * scale)? } else { gs[i].clone() };
-            let m = ((&self.m[i] * beta1)? + (&g * (1.0 - beta1))?)?;
-            let v = ((&self.v[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let update = ((&m / bias1)? / ((&v / bias2)?.sqrt()? + eps)?)?;
-            let decayed = (var.as_tensor() * (1.0 - lr * weight_decay))?;
-            var.set(&(decayed - (update * lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            // In place, one kernel each for m, v and the variable (boot_sdk::nn::fused_update).
+            adamw_step(var.as_tensor(), &gs[i], &self.m[i], &self.v[i], &step)?;
         }
         Ok(norm)
     }
@@ -97,7 +101,8 @@ impl AdamW {
                 let key = format!("adam.{kind}.{name}");
                 let t = tensors.get(&key).ok_or_else(|| anyhow::anyhow!("checkpoint lacks tensor `{key}`"))?;
                 anyhow::ensure!(t.dims() == var.dims(), "checkpoint tensor `{key}` has shape {:?}, expected {:?}", t.dims(), var.dims());
-                *slot = t.to_device(var.device())?.to_dtype(var.dtype())?;
+                // A copy of its own: the moments are updated in place.
+                *slot = t.to_device(var.device())?.to_dtype(var.dtype())?.contiguous()?.copy()?;
             }
         }
         self.steps = steps;

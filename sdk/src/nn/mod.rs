@@ -17,6 +17,7 @@
 //! | [`linear`] | fully connected layer (`weight [out, in]`, optional `bias`) |
 //! | [`conv`] | 2-D convolution with EDM's optional FIR up/down-sampling (incl. the fused down path) |
 //! | [`functional`] | convolution / transposed convolution (cuDNN on CUDA), 2x nearest up-sampling and average pooling (one op each way, CPU and CUDA), per-channel bias, softmax over the last dimension |
+//! | [`fused_update`] | AdamW and EMA steps in place, one kernel per tensor |
 //! | [`resample`] | FIR resampling filters (`resample_filter` buffers) and depthwise up/down-sampling |
 //! | [`positional`] | sinusoidal embedding (endpoint and cos/sin order options) |
 //! | [`fourier`] | random Fourier feature embedding (`freqs` buffer) |
@@ -38,6 +39,7 @@ mod custom_op;
 pub mod diffusers;
 pub mod fourier;
 pub mod functional;
+pub mod fused_update;
 pub mod group_norm;
 mod group_norm_op;
 pub mod label;
