@@ -6,12 +6,12 @@
 #   bash scripts/cuda/on-device.sh bash bench/gpu_session.sh       # carry ["dist", ".whl"]
 #
 # Writes into $OUT (8 files at most come back): micro-boot.json, micro-torch.json and run_all.sh's files;
-# summary.txt is dropped (python3 bench/summarize.py DIR remakes it). Env: IMAGENET_BATCH (128), BENCH_BUDGET_S (300).
+# summary.txt is dropped (python3 bench/summarize.py DIR remakes it). Env: IMAGENET_BATCH (128), BENCH_BUDGET_S (300), BENCH_MICRO (1), TESTS (the test executables).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/session-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-TESTS="silu group_norm group_norm_modulated resample_ops channel_bias softmax conv_backward parity nn_layers teacher_student adm_parity diffusers_parity teacher student"
+TESTS=${TESTS:-"silu group_norm group_norm_modulated resample_ops channel_bias softmax conv_backward parity nn_layers teacher_student adm_parity diffusers_parity teacher student"}
 for dt in f32 bf16; do
   for t in $TESTS; do
     r=$(BOOT_TEST_DEVICE=cuda:0 BOOT_TEST_DTYPE=$dt timeout 120 "$t" 2>&1 | grep -E "^test result|panicked" | tail -n 2)
@@ -19,8 +19,8 @@ for dt in f32 bf16; do
   done
 done
 BOOT__RUN__DEVICE=cuda:0 timeout 240 end_to_end --test-threads 1 2>&1 | grep -E "^test |test result|panicked" | sed 's/^/end_to_end cuda: /'
-/tmp/boot/boot-bench --config cifar10 --micro --device cuda:0 --dtype bf16 --steps 10 --out "$OUT/micro-boot.json" 2>&1 | grep -E "micro:|rror"
-python3 bench/torch/micro.py --device cuda:0 --dtype bf16 --iters 10 --out "$OUT/micro-torch.json"
+[ "${BENCH_MICRO:-1}" = 1 ] && /tmp/boot/boot-bench --config cifar10 --micro --device cuda:0 --dtype bf16 --steps 10 --out "$OUT/micro-boot.json" 2>&1 | grep -E "micro:|rror"
+[ "${BENCH_MICRO:-1}" = 1 ] && python3 bench/torch/micro.py --device cuda:0 --dtype bf16 --iters 10 --out "$OUT/micro-torch.json"
 OUT=$OUT BENCH_BUDGET_S=${BENCH_BUDGET_S:-300} IMAGENET_BATCH=${IMAGENET_BATCH:-128} IMAGENET_MIN_BATCH=64 BENCH_STEPS=8 \
   BENCH_WARMUP=3 BENCH_COMPILE=0 BENCH_CHECK=0 bash bench/run_all.sh 2>&1 | grep -E "s/step|samples/s|out of memory|^ *(cifar|imagenet)|phases|rror" | tail -30
 rm -f "$OUT/summary.txt"

@@ -36,6 +36,8 @@ done
 [ "${BOOT_CUDNN_BUILD:-1}" = 0 ] || FEATURES=$FEATURES,boot-sdk/cudnn
 echo "build.sh: features $FEATURES -> $CARGO_TARGET_DIR/release"
 
+# The run-time kernels compile with NVRTC (no headers) first: a source nvcc accepts can still fail there.
+python3 scripts/cuda/check-kernels.py >&2
 mkdir -p "$CARGO_TARGET_DIR"
 echo "$FEATURES" >"$CARGO_TARGET_DIR/boot-features"
 t0=$(date +%s)

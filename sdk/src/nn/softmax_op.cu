@@ -7,6 +7,9 @@
 //   lose the 1 - y of a peaked row).
 
 __device__ __forceinline__ float exp_acc(float v) { return expf(v); }
+// -infinity (NVRTC has no math.h for INFINITY).
+__device__ __forceinline__ float neg_inf(float) { return __int_as_float(0xff800000); }
+__device__ __forceinline__ double neg_inf(double) { return __longlong_as_double(0xfff0000000000000ULL); }
 __device__ __forceinline__ double exp_acc(double v) { return exp(v); }
 
 template <typename A>
@@ -33,7 +36,7 @@ __device__ __forceinline__ void softmax_forward(const T* x, T* y, size_t R, size
     if (row >= R) return;
     const T* xr = x + row * L;
     T* yr = y + row * L;
-    A m = -INFINITY;
+    A m = neg_inf(A(0));
     for (size_t j = lane; j < L; j += 32) {
         const A v = to_acc(xr[j]);
         m = v > m ? v : m;
@@ -52,7 +55,7 @@ __device__ __forceinline__ void softmax_backward(const T* x, const T* dy, T* dx,
     if (row >= R) return;
     const T* xr = x + row * L;
     const T* gr = dy + row * L;
-    A m = -INFINITY;
+    A m = neg_inf(A(0));
     for (size_t j = lane; j < L; j += 32) {
         const A v = to_acc(xr[j]);
         m = v > m ? v : m;
