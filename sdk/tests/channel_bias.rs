@@ -2,18 +2,11 @@
 //! against candle's `broadcast_add` + autodiff in f64 on the CPU. Runs on CUDA with BOOT_TEST_DEVICE=cuda:0
 //! (and BOOT_TEST_DTYPE=bf16: the output rounds once, the bias gradient is one f32 sum rounded to bf16).
 
-#[path = "common/device.rs"]
 mod common;
 
 use boot_sdk::candle::{DType, Device, Result, Tensor, Var};
 use boot_sdk::nn::functional::add_channel_bias;
-use common::{dev, host_f64, test_dtype, tol};
-
-fn rel(a: &Tensor, b: &Tensor) -> Result<f64> {
-    let (a, b) = (host_f64(a), host_f64(b));
-    let num = (&a - &b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
-    Ok(num / b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?.max(1e-30))
-}
+use common::{diff, dev, host_f64, test_dtype, tol};
 
 #[test]
 fn channel_bias_matches_broadcast_add() -> Result<()> {
@@ -39,7 +32,7 @@ fn channel_bias_matches_broadcast_add() -> Result<()> {
         let yr = xr.as_tensor().broadcast_add(&br.as_tensor().reshape(shape)?)?;
         let gr = (&yr * &rr)?.sum_all()?.backward()?;
         for (what, got, want) in [("y", &y, &yr), ("dx", dx, gr.get(xr.as_tensor()).expect("dx")), ("db", db, gr.get(br.as_tensor()).expect("db"))] {
-            let e = rel(got, want)?;
+            let e = diff(got, want).0;
             assert!(e <= limit, "{dims:?} {what}: {e:.2e} > {limit:e} ({:?})", test_dtype());
         }
     }

@@ -4,12 +4,11 @@
 //! backward-data and backward-filter passes and the custom op's gradient wiring, in `f32` (FMA math, no
 //! TF32: 1e-5 relative) and `bf16` (`BOOT_TEST_DTYPE=bf16`: 1.5e-2, one layer's rounding).
 
-#[path = "common/device.rs"]
 mod common;
 
 use boot_sdk::candle::{Device, Result, Tensor, Var};
 use boot_sdk::nn::functional;
-use common::{dev, host_f64, skip_without_conv, test_dtype, tol};
+use common::{diff, dev, host_f64, skip_without_conv, test_dtype, tol};
 
 /// What is convolved: a dense or grouped convolution, or a transposed one.
 #[derive(Debug, Clone, Copy)]
@@ -25,13 +24,6 @@ struct Case {
     padding: usize,
     stride: usize,
     kind: Kind,
-}
-
-fn rel(a: &Tensor, b: &Tensor) -> Result<f64> {
-    let (a, b) = (host_f64(a), host_f64(b));
-    let num = (&a - &b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
-    let den = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
-    Ok(num / den.max(1e-30))
 }
 
 /// The grouped weight as a dense block-diagonal one (candle's `conv_transpose2d` has no groups).
@@ -112,7 +104,7 @@ fn convolutions_and_their_gradients_match_candle_in_f64() -> Result<()> {
         let (y, dx, dw) = run(&case, &x, &w, &r, false)?;
         for (what, got, want) in [("y", &y, &y_ref), ("dx", &dx, &dx_ref), ("dw", &dw, &dw_ref)] {
             assert_eq!(got.dims(), want.dims(), "{}: {what} shape", case.name);
-            let e = rel(got, want)?;
+            let e = diff(got, want).0;
             eprintln!("{:>20} {what:>2}: relative L2 error {e:.2e} ({:?}, {:?})", case.name, got.device().location(), test_dtype());
             assert!(e <= limit, "{}: {what} off by {e:.3e} > {limit:e}", case.name);
             worst = worst.max(e);

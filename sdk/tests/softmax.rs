@@ -2,18 +2,11 @@
 //! autodiff in f64 on the CPU, on the same (rounded) inputs. Runs on CUDA with BOOT_TEST_DEVICE=cuda:0 (and
 //! BOOT_TEST_DTYPE=bf16: the output and the gradient each round once).
 
-#[path = "common/device.rs"]
 mod common;
 
 use boot_sdk::candle::{DType, Device, Result, Tensor, Var, D};
 use boot_sdk::nn::functional::softmax_last_dim;
-use common::{dev, host_f64, test_dtype, tol};
-
-fn rel(a: &Tensor, b: &Tensor) -> Result<f64> {
-    let (a, b) = (host_f64(a), host_f64(b));
-    let num = (&a - &b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
-    Ok(num / b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?.max(1e-30))
-}
+use common::{diff, dev, host_f64, test_dtype, tol};
 
 #[test]
 fn softmax_matches_candle_in_f64() -> Result<()> {
@@ -33,7 +26,7 @@ fn softmax_matches_candle_in_f64() -> Result<()> {
         let yr = boot_sdk::candle_nn::ops::softmax(xr.as_tensor(), D::Minus1)?;
         let gr = (&yr * &host_f64(&r))?.sum_all()?.backward()?;
         for (what, got, want) in [("y", &y, &yr), ("dx", dx, gr.get(xr.as_tensor()).expect("dx"))] {
-            let e = rel(got, want)?;
+            let e = diff(got, want).0;
             assert!(e <= limit, "{dims:?} {what}: {e:.2e} > {limit:e} ({:?})", test_dtype());
         }
         let sums = host_f64(&y).sum(D::Minus1)?.flatten_all()?.to_vec1::<f64>()?;
@@ -48,6 +41,6 @@ fn a_non_contiguous_input_is_made_contiguous() -> Result<()> {
     let t = x.t()?;
     let got = softmax_last_dim(&t)?;
     let want = boot_sdk::candle_nn::ops::softmax(&t, D::Minus1)?;
-    assert!(rel(&got, &want)? < 1e-6);
+    assert!(diff(&got, &want).0 < 1e-6);
     Ok(())
 }

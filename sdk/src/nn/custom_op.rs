@@ -2,7 +2,7 @@
 //! dtypes, contiguous arguments as CPU slices or CUDA views, and (feature `cuda`) kernel sources compiled
 //! once per process with NVRTC and loaded on each device.
 
-use crate::candle::{bail, CpuStorage, Layout, Result, WithDType};
+use crate::candle::{bail, CpuStorage, DType, Layout, Result, WithDType};
 
 /// Runs `$module::$f::<T>(args..)` with `T` the Rust type of a float `$dtype`; other dtypes are an error
 /// naming the op `$op`.
@@ -25,6 +25,20 @@ pub(super) fn cpu_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, op: &st
         Some((start, end)) => Ok(&T::cpu_storage_as_slice(s)?[start..end]),
         None => bail!("{op}: arguments must be contiguous (call .contiguous() first)"),
     }
+}
+
+/// Checks that an argument `what` of the op `op` has `dtype`, `shape` and a contiguous layout.
+pub(super) fn check_arg(op: &str, what: &str, got: DType, layout: &Layout, dtype: DType, shape: &[usize]) -> Result<()> {
+    if got != dtype {
+        bail!("{op}: {what} is {got:?}, expected {dtype:?}");
+    }
+    if layout.dims() != shape {
+        bail!("{op}: {what} has shape {:?}, expected {shape:?}", layout.dims());
+    }
+    if !layout.is_contiguous() {
+        bail!("{op}: {what} must be contiguous (call .contiguous() first)");
+    }
+    Ok(())
 }
 
 /// CUDA arguments and NVRTC-compiled kernels.

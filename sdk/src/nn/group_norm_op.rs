@@ -22,7 +22,7 @@
 
 use crate::candle::backend::BackendStorage;
 use crate::candle::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
-use crate::nn::custom_op::{cpu_slice, dispatch};
+use crate::nn::custom_op::{check_arg, cpu_slice, dispatch};
 
 /// The op name of error messages.
 const OP: &str = "group norm";
@@ -132,20 +132,6 @@ impl Dims {
     fn sums_len(&self, mode: Mode) -> usize {
         self.batch * self.channels * 4 + self.params_len(mode)
     }
-}
-
-/// Checks that an argument has `dtype`, `shape` and a contiguous layout.
-fn check_arg(op: &str, what: &str, got: DType, layout: &Layout, dtype: DType, shape: &[usize]) -> Result<()> {
-    if got != dtype {
-        bail!("{op}: {what} is {got:?}, expected {dtype:?}");
-    }
-    if layout.dims() != shape {
-        bail!("{op}: {what} has shape {:?}, expected {shape:?}", layout.dims());
-    }
-    if !layout.is_contiguous() {
-        bail!("{op}: {what} must be contiguous (call .contiguous() first)");
-    }
-    Ok(())
 }
 
 /// The forward op: arguments `(x, p)`, `p` the flat parameters in the accumulation dtype.

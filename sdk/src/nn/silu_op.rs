@@ -8,8 +8,8 @@
 //! compiled once per process with NVRTC.
 
 use crate::candle::backend::BackendStorage;
-use crate::candle::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use crate::nn::custom_op::dispatch;
+use crate::candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use crate::nn::custom_op::{check_arg, dispatch};
 
 /// The op name of error messages.
 const OP: &str = "silu";
@@ -19,20 +19,6 @@ const OP: &str = "silu";
 /// rounded once to `x`'s dtype; safe for any `|x|` (no overflowing `exp`).
 pub fn silu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Silu)
-}
-
-/// Checks that an argument has `dtype`, `shape` and a contiguous layout.
-fn check_arg(what: &str, got: DType, layout: &Layout, dtype: DType, shape: &Shape) -> Result<()> {
-    if got != dtype {
-        bail!("{OP}: {what} is {got:?}, expected {dtype:?}");
-    }
-    if layout.shape() != shape {
-        bail!("{OP}: {what} has shape {:?}, expected {shape:?}", layout.dims());
-    }
-    if !layout.is_contiguous() {
-        bail!("{OP}: {what} must be contiguous (call .contiguous() first)");
-    }
-    Ok(())
 }
 
 /// The forward op: argument `x` (contiguous), result `x * sigmoid(x)`.
@@ -67,8 +53,8 @@ struct SiluGrad;
 impl SiluGrad {
     /// Checks the arguments: the same dtype and shape, contiguous.
     fn check(x: (DType, &Layout), dy: (DType, &Layout)) -> Result<()> {
-        check_arg("x", x.0, x.1, x.0, x.1.shape())?;
-        check_arg("dy", dy.0, dy.1, x.0, x.1.shape())
+        check_arg(OP, "x", x.0, x.1, x.0, x.1.dims())?;
+        check_arg(OP, "dy", dy.0, dy.1, x.0, x.1.dims())
     }
 }
 
