@@ -230,7 +230,7 @@ fn build(p: &Preset, cli: &Cli, device: &Device, dir: &std::path::Path) -> boot_
         DTypeArg::F16 => (DType::F16, Some(DType::F16)),
     };
     let tcfg: Box<dyn TeacherConfig> = serde_json::from_value(p.teacher_config())?;
-    let tctx = TeacherContext { device: device.clone(), dtype: teacher_dtype, base_dir: dir.to_path_buf(), source_name: format!("boot-bench {}", p.name) };
+    let tctx = TeacherContext { device: device.clone(), dtype: teacher_dtype, base_dir: dir.to_path_buf() };
     let teacher = tcfg.build(&tctx)?;
     let schedule: Arc<dyn NoiseSchedule> = match (&p.schedule, teacher.native_schedule()) {
         (Some(s), _) => serde_json::from_value::<Box<dyn ScheduleConfig>>(s.clone())?.build()?,
@@ -246,8 +246,9 @@ fn build(p: &Preset, cli: &Cli, device: &Device, dir: &std::path::Path) -> boot_
             vb: SeededVarMap::builder(&vars, cli.seed, DType::F32, device),
             varmap: &vars,
             teacher: teacher.as_ref(),
-            teacher_config: tcfg.as_ref(),
+            schedule: schedule.as_ref(),
             w_conditioned,
+            t_min: p.train.t_min,
             t_max: p.train.t_max,
             device: device.clone(),
             base_dir: dir.to_path_buf(),

@@ -51,7 +51,7 @@ impl Components {
     /// Builds teacher, schedule, solver, guidance, student and EMA student from `cfg`.
     pub fn build(cfg: &RunConfig, ctx: &RunContext) -> boot_sdk::Result<Self> {
         let device = parse_device(&cfg.run.device)?;
-        let tctx = TeacherContext { device: device.clone(), dtype: DType::F32, base_dir: ctx.base_dir.clone(), source_name: ctx.config_name.clone() };
+        let tctx = TeacherContext { device: device.clone(), dtype: DType::F32, base_dir: ctx.base_dir.clone() };
         let teacher = cfg.teacher.build(&tctx)?;
         let schedule: Arc<dyn NoiseSchedule> = match (&cfg.schedule, teacher.native_schedule()) {
             (Some(s), _) => s.build()?,
@@ -65,8 +65,9 @@ impl Components {
                 vb: SeededVarMap::builder(&vars, cfg.run.seed, DType::F32, &device),
                 varmap: &vars,
                 teacher: teacher.as_ref(),
-                teacher_config: cfg.teacher.as_ref(),
+                schedule: schedule.as_ref(),
                 w_conditioned: guidance.w_conditioned(),
+                t_min: cfg.train.t_min,
                 t_max: cfg.train.t_max,
                 device: device.clone(),
                 base_dir: ctx.base_dir.clone(),

@@ -38,7 +38,7 @@ pub mod times;
 pub use cond::{Cond, CondSpec};
 pub use error::InputError;
 pub use guidance::{Guidance, GuidanceConfig};
-pub use schedule::{NoiseSchedule, ScheduleConfig};
+pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig};
 pub use solver::{Denoise, Solver, SolverConfig};
 pub use student::{Student, StudentConfig, StudentContext};
 pub use teacher::{ExactDensity, Teacher, TeacherConfig, TeacherContext};

@@ -7,7 +7,7 @@ mod common;
 
 use boot_sdk::candle::{DType, Device, Tensor};
 use boot_sdk::nn::adm::{AttentionBlock, ResBlock, ResBlockConfig, UNetModel, UNetModelConfig};
-use boot_sdk::nn::beta_schedule::BetaSchedule;
+use boot_sdk::BetaSchedule;
 use boot_sdk::nn::timesteps::Timesteps;
 use boot_sdk::serde_json;
 use common::*;

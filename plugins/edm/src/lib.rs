@@ -22,12 +22,8 @@ pub use denoiser::EdmDenoiser;
 pub use network::EdmNetwork;
 pub use precond::Precond;
 pub use sampler::{edm_sampler, edm_time_steps, HeunConfig};
-pub use student::{EdmStudent, EdmStudentConfig};
-pub use teacher::{EdmTeacher, EdmTeacherConfig, Labels};
+pub use student::{EdmBackbone, EdmStudent, EdmStudentConfig};
+pub use boot_kit::Labels;
+pub use teacher::{EdmTeacher, EdmTeacherConfig};
 
-fn register(r: &mut boot_sdk::plugin::Registrar) {
-    r.teacher("edm", "NVIDIA EDM network (SongUNet / DhariwalUNet with EDM, VP or VE preconditioning) from a converted checkpoint");
-    r.student("edm-student", "the EDM teacher's backbone with zero-initialised target-time (and w) embeddings, initialised from the teacher");
-}
-
-boot_sdk::declare_plugin!("edm", register);
+boot_sdk::declare_plugin!("edm");

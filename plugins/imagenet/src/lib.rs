@@ -20,12 +20,7 @@ pub mod teacher;
 
 pub use config::{AdmTeacherConfig, LabelMode, Labels, NoiseScheduleKind, NullClass, Prediction};
 pub use denoiser::AdmDenoiser;
-pub use student::{AdmStudent, AdmStudentConfig};
+pub use student::{AdmBackbone, AdmStudent, AdmStudentConfig};
 pub use teacher::AdmTeacher;
 
-fn register(r: &mut boot_sdk::plugin::Registrar) {
-    r.teacher("adm", "guided-diffusion ADM UNet (eps or x0 prediction, class-conditional, 1000-step schedule) from a .pt or .safetensors checkpoint");
-    r.student("adm-student", "the ADM teacher's network with zero-initialised target-time (and w) embeddings, initialised from the teacher");
-}
-
-boot_sdk::declare_plugin!("imagenet", register);
+boot_sdk::declare_plugin!("imagenet");

@@ -30,7 +30,6 @@
 pub mod activation;
 pub mod adm;
 pub mod attention;
-pub mod beta_schedule;
 mod channel_bias_op;
 pub mod conv;
 #[cfg(feature = "cudnn")]

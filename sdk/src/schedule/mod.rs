@@ -1,7 +1,13 @@
-//! Noise schedules: `alpha_t`, `sigma_t` over continuous time `t in [0, 1]`, variance preserving.
+//! Noise schedules: `alpha_t`, `sigma_t` over continuous time `t in [0, 1]`, variance preserving; and the
+//! one implementation of a discrete beta schedule ([`BetaSchedule`]), used by core's `linear` and
+//! `scaled-linear` schedules and by discrete-time teachers alike.
 
 use std::fmt::Debug;
 use std::sync::Arc;
+
+mod beta;
+
+pub use beta::{vp_of_lambda, BetaSchedule};
 
 /// A variance-preserving noise schedule: `x_t = alpha_t x0 + sigma_t eps` with `alpha^2 + sigma^2 = 1`,
 /// SNR decreasing in `t`.

@@ -5,12 +5,12 @@
 //! Timestep `i = 0..N-1` has `alpha_bar_i = prod_{j <= i} (1 - beta_j)` and
 //! `lambda_i = log(sigma_i / alpha_i) = 0.5 log((1 - alpha_bar_i) / alpha_bar_i)`. As a continuous
 //! [`NoiseSchedule`] it places timestep `i` at `t = i / (N - 1)` and interpolates `lambda` linearly in
-//! between (the convention of core's built-in discrete schedules), so `alpha^2 + sigma^2 = 1` holds
+//! between (core's `linear` and `scaled-linear` schedules are this type), so `alpha^2 + sigma^2 = 1` holds
 //! exactly. A teacher maps any `lambda` back to its fractional timestep with
 //! [`BetaSchedule::timestep_of_lambda`]: the inverse of the same interpolation, so with this schedule
 //! `t -> lambda_t -> timestep` gives exactly `t (N - 1)`.
 
-use crate::NoiseSchedule;
+use super::NoiseSchedule;
 
 /// `N` betas with their cumulative products and half log-SNRs.
 #[derive(Debug, Clone, PartialEq)]
