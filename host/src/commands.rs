@@ -137,7 +137,7 @@ fn sample(a: SampleArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> 
     let meta = [("sampler".to_string(), kind.to_string())].into_iter().collect();
     save_safetensors(&out, &tensors, Some(meta))?;
     let png = out.with_extension("png");
-    save_grid(&png, &samples, (n as f64).sqrt().ceil() as usize)?;
+    save_grid(&png, &c.teacher.decode(&samples)?, (n as f64).sqrt().ceil() as usize)?;
     println!("wrote {} and {}", out.display(), png.display());
     Ok(())
 }

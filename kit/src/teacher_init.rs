@@ -51,10 +51,11 @@ pub struct TeacherInit<'a> {
 /// The teacher as the concrete type `T` its student needs, or an input error naming `student.kind`.
 pub fn teacher_of<'a, T: 'static>(ctx: &StudentContext<'a>, student_kind: &str, teacher_kind: &str) -> boot_sdk::Result<&'a T> {
     let teacher: &'a dyn Teacher = ctx.teacher;
+    let article = if teacher_kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     teacher
         .as_any()
         .downcast_ref::<T>()
-        .ok_or_else(|| InputError::config("student.kind", format!("\"{student_kind}\" needs a \"{teacher_kind}\" teacher")).into())
+        .ok_or_else(|| InputError::config("student.kind", format!("\"{student_kind}\" needs {article} \"{teacher_kind}\" teacher")).into())
 }
 
 /// The student: a [`Backbone`] with zero-initialised embeddings of `t` and `w`.

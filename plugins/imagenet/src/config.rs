@@ -18,7 +18,7 @@
 //! learn_sigma = true
 //! class_cond = true
 //! noise_schedule = "cosine"
-//! prediction = "eps"                  # "eps" (openai's models), "x0" (signal prediction) or "v"
+//! prediction = "eps"                  # "eps" (openai's models) or "x0" (signal prediction)
 //! null_class = "none"                 # "none" | "zero" | "extra-row" (see NullClass)
 //! labels = "uniform"                  # or a list of classes, e.g. [88, 207, 279]
 //! ```
@@ -26,9 +26,28 @@
 use std::path::PathBuf;
 
 use boot_sdk::nn::adm::UNetModelConfig;
-pub use boot_kit::{LabelMode, Labels, Prediction};
+pub use boot_kit::{LabelMode, Labels};
 use boot_sdk::{BetaSchedule, InputError};
 use serde::Deserialize;
+
+/// What the network's first `in_channels` output channels predict (guided-diffusion has no v-prediction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prediction {
+    /// The noise `eps` (openai's released models).
+    Eps,
+    /// The signal `x0` (BOOT's own ImageNet teacher, paper Table 3).
+    X0,
+}
+
+impl From<Prediction> for boot_kit::Prediction {
+    fn from(p: Prediction) -> Self {
+        match p {
+            Prediction::Eps => boot_kit::Prediction::Eps,
+            Prediction::X0 => boot_kit::Prediction::X0,
+        }
+    }
+}
 
 /// How the null label of classifier-free guidance is fed to a class-conditional network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

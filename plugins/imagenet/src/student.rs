@@ -59,7 +59,7 @@ impl AdmStudentConfig {
         let init = TeacherInit { kind: "adm-student", weights: teacher.weights(), is_buffer: |_| false, time_embedding: "boot_time_embed", w_embedding: "boot_w_embed" };
         TeacherInitStudent::build(ctx, &init, |vb| {
             let unet = UNetModel::new(vb, &ucfg)?;
-            let denoiser = AdmDenoiser::new(unet, den.schedule().clone(), cfg.prediction, cfg.null_class, den.num_classes(), cfg.rescale_timesteps);
+            let denoiser = AdmDenoiser::new(unet, den.schedule().clone(), cfg.prediction.into(), cfg.null_class, den.num_classes(), cfg.rescale_timesteps);
             Ok(AdmBackbone { denoiser, sinusoid: Timesteps::adm(ucfg.model_channels), s_max })
         })
     }

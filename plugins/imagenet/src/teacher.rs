@@ -31,7 +31,7 @@ impl AdmTeacherConfig {
         }
         let unet = boot_sdk::nn::load_strict(&path.display().to_string(), weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
         let num_classes = self.class_cond.then_some(self.num_classes);
-        let denoiser = AdmDenoiser::new(unet, schedule, self.prediction, self.null_class, num_classes, self.rescale_timesteps);
+        let denoiser = AdmDenoiser::new(unet, schedule, self.prediction.into(), self.null_class, num_classes, self.rescale_timesteps);
         Ok(AdmTeacher { denoiser, weights: Arc::new(weights), config: self.clone(), dtype: ctx.dtype, device: ctx.device.clone() })
     }
 }
