@@ -25,18 +25,13 @@
 use std::collections::HashMap;
 
 use boot_sdk::candle::{Tensor, Var};
-use boot_sdk::nn::{FrozenOverlay, Linear, PositionalEmbedding};
+use boot_models::{FrozenOverlay, Linear, PositionalEmbedding};
 use boot_sdk::{Cond, InputError, Student, StudentConfig, StudentContext, Times};
 use serde::Deserialize;
 
-use crate::denoiser::EdmDenoiser;
-use crate::network::EdmNetwork;
+use boot_models::edm::EdmDenoiser;
+use boot_models::edm::{is_buffer, EdmNetwork};
 use crate::teacher::{column, EdmTeacher};
-
-/// Whether a state-dict entry is a buffer (a constant) rather than a trainable parameter.
-pub fn is_buffer(name: &str) -> bool {
-    name.ends_with("resample_filter") || name.ends_with("map_noise.freqs")
-}
 
 fn default_sigma_max() -> f64 {
     80.0
@@ -149,8 +144,8 @@ impl Student for EdmStudent {
             return Err(boot_sdk::anyhow::anyhow!("edm-student: {} times for a batch of {n}", times.len()));
         }
         let sigma_t: Vec<f64> = times.sigma.iter().zip(&times.alpha).map(|(s, a)| (s / a).max(1e-6)).collect();
-        // The embeddings are computed in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
-        let work = boot_sdk::nn::embedding_dtype(dtype);
+        // The embeddings are computed in f32 for a half-precision input (see `boot_models::embedding_dtype`).
+        let work = boot_models::embedding_dtype(dtype);
         let c_noise = self.denoiser.coefficient_tensors(&sigma_t, work, device)?.c_noise;
         let net = self.denoiser.network();
         let mut extra = self.map_time.forward(&net.embed_noise(&c_noise)?)?;
@@ -166,7 +161,7 @@ impl Student for EdmStudent {
         let x = eps.broadcast_mul(&column(&vec![scale; n], dtype, device)?)?;
         let labels = match (&cond.class, self.label_dim) {
             (_, 0) | (None, _) => None,
-            (Some(c), l) => Some(boot_sdk::nn::one_hot_labels(c, l, dtype, device)?),
+            (Some(c), l) => Some(boot_models::one_hot_labels(c, l, dtype, device)?),
         };
         Ok(self.denoiser.forward(&x, &vec![self.sigma_max; n], labels.as_ref(), Some(&extra))?)
     }

@@ -25,7 +25,7 @@
 
 use std::path::PathBuf;
 
-use boot_sdk::nn::adm::UNetModelConfig;
+use boot_models::adm::UNetModelConfig;
 use boot_sdk::nn::beta_schedule::BetaSchedule;
 use boot_sdk::InputError;
 use serde::Deserialize;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Tensor};
-use boot_sdk::nn::adm::UNetModel;
+use boot_models::adm::UNetModel;
 use boot_sdk::nn::beta_schedule::BetaSchedule;
 use boot_sdk::{Cond, InputError};
 
@@ -99,8 +99,8 @@ impl AdmDenoiser {
         if timesteps.len() != n {
             return Err(boot_sdk::anyhow::anyhow!("adm: {} timesteps for a batch of {n}", timesteps.len()));
         }
-        // Timesteps stay in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
-        let t = self.timestep_input(timesteps, boot_sdk::nn::embedding_dtype(x_t.dtype()), x_t.device())?;
+        // Timesteps stay in f32 for a half-precision input (see `boot_models::embedding_dtype`).
+        let t = self.timestep_input(timesteps, boot_models::embedding_dtype(x_t.dtype()), x_t.device())?;
         let out = self.unet.forward(x_t, &t, labels, extra)?.narrow(1, 0, c)?;
         Ok(match self.prediction {
             Prediction::X0 => out,

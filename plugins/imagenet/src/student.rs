@@ -27,9 +27,9 @@
 //! run's `lambda(t_max)` for the boundary condition to hold at initialisation.
 
 use boot_sdk::candle::{Tensor, Var};
-use boot_sdk::nn::adm::UNetModel;
-use boot_sdk::nn::timesteps::Timesteps;
-use boot_sdk::nn::Linear;
+use boot_models::adm::UNetModel;
+use boot_models::embeddings::timesteps::Timesteps;
+use boot_models::Linear;
 use boot_sdk::{Cond, InputError, NoiseSchedule, Student, StudentConfig, StudentContext, Times};
 use serde::Deserialize;
 
@@ -124,8 +124,8 @@ impl AdmStudent {
 impl Student for AdmStudent {
     fn forward(&self, eps: &Tensor, times: &Times, cond: &Cond, w: Option<&[f64]>) -> boot_sdk::Result<Tensor> {
         let n = eps.dim(0)?;
-        // The embeddings are computed in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
-        let (dtype, device) = (boot_sdk::nn::embedding_dtype(eps.dtype()), eps.device());
+        // The embeddings are computed in f32 for a half-precision input (see `boot_models::embedding_dtype`).
+        let (dtype, device) = (boot_models::embedding_dtype(eps.dtype()), eps.device());
         if times.len() != n {
             return Err(boot_sdk::anyhow::anyhow!("adm-student: {} times for a batch of {n}", times.len()));
         }
