@@ -1,4 +1,4 @@
-// Kernels of the per-channel bias op (sdk/src/nn/channel_bias_op.rs), compiled at run time with NVRTC after
+// Kernels of the per-channel bias op (sdk/src/ops/channel_bias_op.rs), compiled at run time with NVRTC after
 // kernel_types.cu. A [B, C, S] map (S = the product of the spatial sizes) and a bias [C] of the map's type:
 //
 // - bias_add: y = x + bias[c], in a grid-stride loop over the n = B * C * S elements; when S is a multiple of

@@ -1,4 +1,4 @@
-// Kernels of the fused optimizer updates (sdk/src/nn/fused_update.rs), compiled at run time with NVRTC after
+// Kernels of the fused optimizer updates (sdk/src/ops/fused_update.rs), compiled at run time with NVRTC after
 // kernel_types.cu. Each updates one tensor in place in a grid-stride loop over its n elements, in A (float,
 // double for double), with the operation order of the tensor-op formulas they replace:
 //

@@ -1,4 +1,4 @@
-// Kernels of the fused group normalisation (sdk/src/nn/group_norm_op.rs), compiled at run time with NVRTC
+// Kernels of the fused group normalisation (sdk/src/ops/group_norm_op.rs), compiled at run time with NVRTC
 // after kernel_types.cu and sigmoid.cu.
 //
 // Layout: x, dy, y, dx are contiguous [B, C, S] (S = product of the spatial dims), C = G * cpg channels in

@@ -1,4 +1,4 @@
-// Element types of the sdk's NVRTC kernels (sdk/src/nn/custom_op.rs prepends this file to every kernel
+// Element types of the sdk's NVRTC kernels (sdk/src/ops/custom_op.rs prepends this file to every kernel
 // source before compiling it): float, double, and bf16 / f16 carried as 16-bit patterns and converted here
 // (no cuda_bf16.h / cuda_fp16.h, so NVRTC needs no include path). `to_acc` reads an element into its
 // arithmetic type (double for double, float for the others); `store` rounds an arithmetic value once into

@@ -1,4 +1,4 @@
-// Kernels of the 2x resampling ops (sdk/src/nn/resample_op.rs), compiled at run time with NVRTC after
+// Kernels of the 2x resampling ops (sdk/src/ops/resample_op.rs), compiled at run time with NVRTC after
 // kernel_types.cu.
 //
 // Both walk the n elements of the small side, a [rows, w] matrix (rows = B * C * H for a [B, C, H, W] map),

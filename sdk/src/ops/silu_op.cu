@@ -1,4 +1,4 @@
-// Kernels of the SiLU op (sdk/src/nn/silu_op.rs), compiled at run time with NVRTC after kernel_types.cu and
+// Kernels of the SiLU op (sdk/src/ops/silu_op.rs), compiled at run time with NVRTC after kernel_types.cu and
 // sigmoid.cu.
 //
 // Element-wise over n contiguous elements (grid-stride loops): y = x * s and dx = dy * s * (1 + x * (1 - s)),

@@ -1,4 +1,4 @@
-// Kernels of the row softmax op (sdk/src/nn/softmax_op.rs), compiled at run time with NVRTC after
+// Kernels of the row softmax op (sdk/src/ops/softmax_op.rs), compiled at run time with NVRTC after
 // kernel_types.cu. R contiguous rows of L elements; one warp per row (a block of 256 threads holds 8 rows),
 // values in A (float, double for double), each result rounded once:
 //
