@@ -16,11 +16,6 @@ use boot_sdk::candle_nn::VarBuilder;
 use boot_sdk::serde_json::{self, Value};
 pub use base::*;
 
-/// The dtype of the conditioning inputs for a body in [`test_dtype`]: `f32` for both.
-pub fn cond_dtype() -> DType {
-    boot_models::embedding_dtype(test_dtype())
-}
-
 /// Required relative L2 error against the official float32 outputs (in `f32`; see `device.rs` for `bf16`).
 pub const TOL: f64 = 1e-4;
 

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use boot_models::edm::NetworkSpec;
+// Links the plugin: its typetag registrations are the `kind = "edm"` / `"edm-student"` configs built below.
+use boot_plugin_edm as _;
 use boot_sdk::candle::{DType, Device, Tensor};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
 use boot_sdk::rng::{normal, sample_seeds, Stream};
