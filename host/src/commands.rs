@@ -22,7 +22,7 @@ use crate::plugin_loader::{builtins, discover, load, resolve, search_dirs, Catal
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     // Checked before any work, so a typo is a one-line input error rather than a silent default.
     let cudnn = std::env::var("BOOT_CUDNN").ok();
-    if let Err(e) = boot_sdk::nn::functional::CudnnMode::parse(cudnn.as_deref()) {
+    if let Err(e) = boot_sdk::ops::CudnnMode::parse(cudnn.as_deref()) {
         return Err(InputError::new("environment", "BOOT_CUDNN", e).into());
     }
     match (cli.command, cli.train) {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use boot_sdk::candle::{DType, Device, Tensor, Var};
 use boot_sdk::candle_nn::VarBuilder;
-use boot_sdk::nn::{FrozenOverlay, Linear};
+use boot_models::{FrozenOverlay, Linear};
 use boot_sdk::{anyhow, Cond, InputError, Student, StudentContext, Teacher, Times};
 
 /// The teacher's network as a teacher-initialised student runs it.
@@ -120,8 +120,8 @@ impl<B: Backbone> Student for TeacherInitStudent<B> {
         if times.len() != n {
             anyhow::bail!("{kind}: {} times for a batch of {n}", times.len());
         }
-        // The embeddings are computed in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
-        let (dtype, device) = (boot_sdk::nn::embedding_dtype(eps.dtype()), eps.device());
+        // The embeddings are computed in f32 for a half-precision input (see `boot_models::embedding_dtype`).
+        let (dtype, device) = (boot_models::embedding_dtype(eps.dtype()), eps.device());
         let mut extra = self.time_embedding.forward(&self.backbone.time_features(times, dtype, device)?)?;
         if let Some(we) = &self.w_embedding {
             let w = w.ok_or_else(|| anyhow::anyhow!("{kind}: conditioned on w, but no guidance weights were given"))?;

@@ -20,18 +20,13 @@
 
 use boot_kit::{teacher_of, Backbone, TeacherInit, TeacherInitStudent};
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::nn::PositionalEmbedding;
+use boot_models::PositionalEmbedding;
 use boot_sdk::{Cond, InputError, Student, StudentConfig, StudentContext, Times};
 use serde::Deserialize;
 
-use crate::denoiser::EdmDenoiser;
-use crate::network::EdmNetwork;
+use boot_models::edm::EdmDenoiser;
+use boot_models::edm::{is_buffer, EdmNetwork};
 use crate::teacher::EdmTeacher;
-
-/// Whether a state-dict entry is a buffer (a constant) rather than a trainable parameter.
-pub fn is_buffer(name: &str) -> bool {
-    name.ends_with("resample_filter") || name.ends_with("map_noise.freqs")
-}
 
 /// `[student] kind = "edm-student"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -123,7 +118,7 @@ impl Backbone for EdmBackbone {
         let x = eps.broadcast_mul(&boot_sdk::times::column(&vec![scale; n], dtype, device)?)?;
         let labels = match (&cond.class, self.label_dim) {
             (_, 0) | (None, _) => None,
-            (Some(c), l) => Some(boot_sdk::nn::one_hot_labels(c, l, dtype, device)?),
+            (Some(c), l) => Some(boot_models::one_hot_labels(c, l, dtype, device)?),
         };
         Ok(self.denoiser.forward(&x, &vec![self.sigma_max; n], labels.as_ref(), Some(extra))?)
     }

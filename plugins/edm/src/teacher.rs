@@ -20,13 +20,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::nn::one_hot_labels;
+use boot_models::one_hot_labels;
 use boot_sdk::{Cond, CondSpec, InputError, Teacher, TeacherConfig, TeacherContext, Times};
 use boot_kit::Labels;
 use serde::Deserialize;
 
-use crate::config::{NetworkSpec, PrecondConfig};
-use crate::denoiser::EdmDenoiser;
+use boot_models::edm::{NetworkSpec, PrecondConfig};
+use boot_models::edm::EdmDenoiser;
 
 /// Preconditioning kinds, as named in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use boot_plugin_edm::NetworkSpec;
+use boot_models::edm::NetworkSpec;
+// Links the plugin: its typetag registrations are the `kind = "edm"` / `"edm-student"` configs built below.
+use boot_plugin_edm as _;
 use boot_sdk::candle::{DType, Device, Tensor};
 use boot_kit::testing::{build_student, StudentSetup};
 use boot_sdk::rng::{normal, sample_seeds, Stream};
@@ -22,7 +24,7 @@ const ADM: &str = "edmprecond_dhariwalunet_adm";
 const T: [f64; 4] = [1.0, 0.7, 0.4, 0.1];
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models").join("tests").join("fixtures").join("edm")
 }
 
 /// Mean, std, min, max and the first values, rounded to 4 decimals.

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use boot_plugin_edm::config::NetworkSpec;
-use boot_plugin_edm::student::is_buffer;
-use boot_plugin_edm::{EdmDenoiser, EdmStudentConfig, EdmTeacher, PrecondConfig};
+use boot_models::edm::NetworkSpec;
+use boot_models::edm::is_buffer;
+use boot_models::edm::{EdmDenoiser, PrecondConfig};
+use boot_plugin_edm::{EdmStudentConfig, EdmTeacher};
 use boot_sdk::candle::{DType, Device, Tensor};
 use boot_kit::testing::{build_student as build_student_with, BuiltStudent, StudentSetup};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
@@ -21,7 +22,7 @@ use boot_sdk::{Cond, InputError, Student, StudentContext, Teacher, TeacherConfig
 use common::*;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models").join("tests").join("fixtures").join("edm")
 }
 
 fn io(name: &str) -> HashMap<String, Tensor> {

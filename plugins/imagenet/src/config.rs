@@ -25,7 +25,7 @@
 
 use std::path::PathBuf;
 
-use boot_sdk::nn::adm::UNetModelConfig;
+use boot_models::adm::UNetModelConfig;
 pub use boot_kit::{LabelMode, Labels};
 use boot_sdk::{BetaSchedule, InputError};
 use serde::Deserialize;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use boot_kit::{DiscreteDenoiser, Prediction};
 use boot_sdk::candle::{DType, Tensor};
-use boot_sdk::nn::adm::UNetModel;
+use boot_models::adm::UNetModel;
 use boot_sdk::{BetaSchedule, Cond, InputError};
 
 use crate::config::NullClass;
@@ -91,8 +91,8 @@ impl AdmDenoiser {
         if timesteps.len() != n {
             return Err(boot_sdk::anyhow::anyhow!("adm: {} timesteps for a batch of {n}", timesteps.len()));
         }
-        // Timesteps stay in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
-        let t = self.discrete.timestep_input(timesteps, boot_sdk::nn::embedding_dtype(x_t.dtype()), x_t.device())?;
+        // Timesteps stay in f32 for a half-precision input (see `boot_models::embedding_dtype`).
+        let t = self.discrete.timestep_input(timesteps, boot_models::embedding_dtype(x_t.dtype()), x_t.device())?;
         let out = self.unet.forward(x_t, &t, labels, extra)?;
         self.discrete.to_x0(x_t, &out, timesteps)
     }

@@ -8,8 +8,8 @@
 //! - ADM checkpoints trained for signal (x0) prediction with label dropout (BOOT's own ImageNet teacher)
 //!   set `prediction = "x0"` and `null_class = "extra-row"`.
 //!
-//! The network is [`boot_sdk::nn::adm::UNetModel`], checked against the official code's outputs
-//! (`sdk/tests/adm_parity.rs`); its schedule is [`boot_sdk::nn::beta_schedule::BetaSchedule`], which the
+//! The network is [`boot_models::adm::UNetModel`], checked against the official code's outputs
+//! (`models/tests/adm_parity.rs`); its schedule is [`boot_sdk::BetaSchedule`], which the
 //! teacher offers as the run's native schedule.
 
 pub mod checkpoint;

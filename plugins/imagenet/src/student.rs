@@ -22,8 +22,8 @@
 
 use boot_kit::{teacher_of, Backbone, TeacherInit, TeacherInitStudent};
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::nn::adm::UNetModel;
-use boot_sdk::nn::timesteps::Timesteps;
+use boot_models::adm::UNetModel;
+use boot_models::embeddings::timesteps::Timesteps;
 use boot_sdk::{Cond, InputError, Student, StudentConfig, StudentContext, Times};
 use serde::Deserialize;
 

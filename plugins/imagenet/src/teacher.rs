@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::nn::adm::UNetModel;
+use boot_models::adm::UNetModel;
 use boot_sdk::{Cond, CondSpec, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
 
 use crate::checkpoint::read_checkpoint;
@@ -29,7 +29,7 @@ impl AdmTeacherConfig {
         for (k, v) in read_checkpoint(&path, self.state_dict_key.as_deref())? {
             weights.insert(k, v.to_device(&ctx.device)?.to_dtype(ctx.dtype)?);
         }
-        let unet = boot_sdk::nn::load_strict(&path.display().to_string(), weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
+        let unet = boot_models::load_strict(&path.display().to_string(), weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
         let num_classes = self.class_cond.then_some(self.num_classes);
         let denoiser = AdmDenoiser::new(unet, schedule, self.prediction.into(), self.null_class, num_classes, self.rescale_timesteps);
         Ok(AdmTeacher { denoiser, weights: Arc::new(weights), config: self.clone(), dtype: ctx.dtype, device: ctx.device.clone() })

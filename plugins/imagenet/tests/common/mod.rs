@@ -19,9 +19,9 @@ use boot_sdk::serde_json::{self, json, Value};
 use boot_sdk::{InputError, Student, StudentConfig, Teacher, TeacherConfig, TeacherContext, Times};
 pub use device::*;
 
-/// `tests/fixtures/adm` at the workspace root.
+/// `models/tests/fixtures/adm` (the model library's parity fixtures).
 pub fn adm_fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("tests").join("fixtures").join("adm")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models").join("tests").join("fixtures").join("adm")
 }
 
 /// This crate's `tests/fixtures` (the `.pt` checkpoints).
@@ -34,7 +34,7 @@ pub fn io() -> HashMap<String, Tensor> {
     boot_sdk::io::load_safetensors(&adm_fixtures().join("adm_unet_c10.io.safetensors"), &Device::Cpu).expect("io fixture")
 }
 
-/// A teacher context on `device` in `dtype`, resolving paths against `tests/fixtures/adm`.
+/// A teacher context on `device` in `dtype`, resolving paths against `models/tests/fixtures/adm`.
 pub fn ctx_on(device: Device, dtype: DType) -> TeacherContext {
     TeacherContext { device, dtype, base_dir: adm_fixtures() }
 }
