@@ -2,8 +2,10 @@
 //!
 //! - a file that cannot be read, is not JSON or holds a bad value is one [`InputError`] naming the file and
 //!   the key (the path inside the JSON, e.g. `block_out_channels[1]`);
-//! - keys the struct does not know (upstream files carry keys such as `_class_name` that no port reads) are
-//!   listed in one `tracing` warning: neither dropped silently nor fatal.
+//! - keys the struct does not know are listed in one `tracing` warning: neither dropped silently nor fatal
+//!   (a newer upstream version may add an option this port does not implement). Keys starting with `_`
+//!   are the upstream's own bookkeeping (diffusers' `_class_name`, `_diffusers_version`, `_name_or_path`)
+//!   and are not listed.
 //!
 //! Unknown keys are found at the top level of the object, by the field names serde derives for the struct
 //! (including renamed fields); a struct that takes every key itself (a `#[serde(flatten)]` map) reports the
@@ -36,10 +38,7 @@ pub fn parse_value(text: &str, source: &str) -> crate::Result<Value> {
 /// Deserializes `value` (read from `source`) as a `T`: a bad value names `source` and its key; keys neither
 /// `T` nor `handled` knows are listed in one warning.
 pub fn from_json_value<T: DeserializeOwned>(value: Value, source: &str, handled: &[&str]) -> crate::Result<T> {
-    let unknown: Vec<String> = match (&value, struct_fields::<T>()) {
-        (Value::Object(map), Some(fields)) => map.keys().filter(|k| !fields.contains(&k.as_str()) && !handled.contains(&k.as_str())).cloned().collect(),
-        _ => Vec::new(),
-    };
+    let unknown = unknown_keys::<T>(&value, handled);
     let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = match e.path().to_string() {
             p if p == "." => String::new(),
@@ -49,6 +48,14 @@ pub fn from_json_value<T: DeserializeOwned>(value: Value, source: &str, handled:
     })?;
     warn_unknown(source, &unknown);
     Ok(parsed)
+}
+
+/// The top-level keys of `value` that neither `T` nor `handled` reads, without the upstream's own `_` keys.
+pub fn unknown_keys<T: DeserializeOwned>(value: &Value, handled: &[&str]) -> Vec<String> {
+    match (value, struct_fields::<T>()) {
+        (Value::Object(map), Some(fields)) => map.keys().filter(|k| !k.starts_with('_') && !fields.contains(&k.as_str()) && !handled.contains(&k.as_str())).cloned().collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Lists `keys` of `source` that nothing reads in one warning (none: no warning).

@@ -17,6 +17,8 @@ fn bad_value_names_file_and_key() {
 fn unknown_keys_are_not_fatal() {
     let cfg = UNet2DConfig::from_json_str(r#"{"_class_name": "UNet2DModel", "some_new_option": 1, "block_out_channels": [32]}"#, "config.json").expect("parses");
     assert_eq!(cfg.block_out_channels, vec![32]);
+    let value = boot_sdk::serde_json::from_str(r#"{"_class_name": "UNet2DModel", "_diffusers_version": "0.42.1", "some_new_option": 1, "block_out_channels": [32]}"#).unwrap();
+    assert_eq!(boot_models::config::unknown_keys::<UNet2DConfig>(&value, &[]), vec!["some_new_option"], "warned about: new options, not upstream bookkeeping");
     let json = r#"{"class_name": "SongUNet", "extra": true, "constructor_kwargs": {"img_resolution": 16, "in_channels": 3, "out_channels": 3}}"#;
     assert_eq!(NetworkSpec::from_json_str(json, "net.json").expect("parses").arch.class_name(), "SongUNet");
 }

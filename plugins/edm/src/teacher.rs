@@ -149,16 +149,6 @@ impl EdmTeacher {
         &self.weights
     }
 
-    /// Compute dtype.
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    /// Device.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// One-hot labels for a batch of `n` (`None` when the net is unconditional or `cond` has no classes).
     pub fn label_tensor(&self, cond: &Cond, n: usize) -> boot_sdk::Result<Option<Tensor>> {
         let l = self.denoiser.label_dim();

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::candle::{DType, Tensor};
 use boot_models::adm::UNetModel;
 use boot_sdk::{Cond, CondSpec, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
 
@@ -32,7 +32,7 @@ impl AdmTeacherConfig {
         let unet = boot_models::load_strict(&path.display().to_string(), weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
         let num_classes = self.class_cond.then_some(self.num_classes);
         let denoiser = AdmDenoiser::new(unet, schedule, self.prediction.into(), self.null_class, num_classes, self.rescale_timesteps);
-        Ok(AdmTeacher { denoiser, weights: Arc::new(weights), config: self.clone(), dtype: ctx.dtype, device: ctx.device.clone() })
+        Ok(AdmTeacher { denoiser, weights: Arc::new(weights), config: self.clone(), dtype: ctx.dtype })
     }
 }
 
@@ -51,7 +51,6 @@ pub struct AdmTeacher {
     weights: Arc<HashMap<String, Tensor>>,
     config: AdmTeacherConfig,
     dtype: DType,
-    device: Device,
 }
 
 impl std::fmt::Debug for AdmTeacher {
@@ -80,16 +79,6 @@ impl AdmTeacher {
     /// The config the teacher was built from.
     pub fn config(&self) -> &AdmTeacherConfig {
         &self.config
-    }
-
-    /// Compute dtype.
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    /// Device.
-    pub fn device(&self) -> &Device {
-        &self.device
     }
 }
 

@@ -125,3 +125,26 @@ fn student_errors() {
     let e = AdmStudentConfig::default().build_student(&sctx(&varmap, &Other, schedule.as_ref())).err().expect("needs an adm teacher");
     assert!(input_error(&e).contains("needs an \"adm\" teacher"));
 }
+
+#[test]
+fn teacher_time_follows_the_run_schedule() {
+    if skip_without_conv("teacher_time_follows_the_run_schedule") {
+        return;
+    }
+    // The run names another schedule than the teacher's own (cosine): the student's fixed teacher time is
+    // the teacher's timestep of the RUN schedule's lambda(t_max), so a fresh student still equals the
+    // teacher at the run's t_max.
+    use boot_kit::testing::{build_student, fresh_student_error, StudentSetup};
+    let teacher = teacher(json!({ "null_class": "zero" }));
+    let run = BetaSchedule::linear(1000, 1e-4, 0.02).unwrap();
+    let cfg: Box<dyn boot_sdk::StudentConfig> = serde_json::from_value(json!({ "kind": "adm-student" })).unwrap();
+    let setup = StudentSetup { t_max: 0.9, device: test_device(), base_dir: adm_fixtures(), ..StudentSetup::default() };
+    let built = build_student(cfg.as_ref(), teacher.as_ref(), &run, &setup).unwrap();
+    let e = dev(&noise(3, 2));
+    let cond = Cond::classes(vec![Some(2), None]);
+    let err = fresh_student_error(built.student.as_ref(), teacher.as_ref(), &run, 0.9, &e, &cond, None, &[0.0, 0.4, 0.9]).unwrap();
+    assert_eq!(err, 0.0, "fresh student vs teacher at the run's t_max");
+    let native = teacher.native_schedule().unwrap();
+    let native_err = fresh_student_error(built.student.as_ref(), teacher.as_ref(), native.as_ref(), 0.9, &e, &cond, None, &[0.5]).unwrap();
+    assert!(native_err > 1e-3, "the native schedule's t_max is another noise level ({native_err:e})");
+}
