@@ -3,12 +3,7 @@
 //! `boot-host --config run.toml` trains; `sample`, `eval`, `plugins` and `inspect` are subcommands.
 //! Errors in what the user gave (config keys, files, tensors) print one line and exit with code 2.
 
-mod cli;
-mod commands;
-mod config_loader;
-mod exit;
-mod plugin_loader;
-
+use boot_host::{cli, commands, exit};
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
