@@ -16,7 +16,7 @@ use boot_sdk::io::{load_safetensors, save_safetensors};
 use boot_sdk::InputError;
 
 use crate::cli::{Cli, Command, EvalArgs, InspectArgs, PluginsArgs, SampleArgs, TrainArgs};
-use crate::config_loader::{load_run, name_source};
+use crate::config_loader::{load_run, name_source, RawConfig};
 use crate::plugin_loader::{builtins, discover, load, search_dirs};
 use crate::stdout;
 
@@ -40,7 +40,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Reads the config, loads its plugins, types it, runs `f`; input errors about the config get its name.
 fn with_config(path: &Path, f: impl FnOnce(RunConfig, RunContext) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let name = path.display().to_string();
-    load_run(path, &[], &[])
+    RawConfig::read(path)
+        .and_then(|raw| load_run(raw, &[]))
         .and_then(|(cfg, ctx, _)| {
             set_threads(cfg.run.threads);
             f(cfg, ctx)
@@ -138,7 +139,7 @@ fn sample(a: SampleArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> 
 
 fn plugins(a: PluginsArgs) -> anyhow::Result<()> {
     let catalogue = match &a.config {
-        Some(path) => load_run(path, &[], &[]).map_err(|e| name_source(e, &path.display().to_string()))?.2,
+        Some(path) => RawConfig::read(path).and_then(|raw| load_run(raw, &[])).map_err(|e| name_source(e, &path.display().to_string()))?.2,
         None => {
             let mut catalogue = builtins();
             for file in discover(&search_dirs(&[])) {

@@ -13,10 +13,8 @@ use config::{Config, Environment, File, FileFormat};
 
 use crate::plugin_loader::{builtins, load, resolve, search_dirs, Catalogue};
 
-/// Reads the config at `path` (with `overrides`, see [`RawConfig::read_with`]), loads the plugins it names
-/// (searching `extra_plugin_dirs` first) and types it.
-pub fn load_run(path: &Path, overrides: &[(&str, String)], extra_plugin_dirs: &[PathBuf]) -> anyhow::Result<(RunConfig, RunContext, Catalogue)> {
-    let raw = RawConfig::read_with(path, overrides)?;
+/// Loads the plugins `raw` names (searching `extra_plugin_dirs` first), then types it.
+pub fn load_run(raw: RawConfig, extra_plugin_dirs: &[PathBuf]) -> anyhow::Result<(RunConfig, RunContext, Catalogue)> {
     let mut catalogue = builtins();
     let dirs = search_dirs(&[extra_plugin_dirs.to_vec(), raw.plugin_dirs()?].concat());
     for spec in raw.plugins()? {
@@ -64,6 +62,11 @@ impl RawConfig {
     /// `run.plugin_dirs`, resolved against the config's folder.
     pub fn plugin_dirs(&self) -> anyhow::Result<Vec<PathBuf>> {
         Ok(self.list("run.plugin_dirs")?.into_iter().map(|d| self.context.base_dir.join(d)).collect())
+    }
+
+    /// The value at dotted `key`, typed (an input error naming the key if it is missing or mistyped).
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> anyhow::Result<T> {
+        self.raw.get::<T>(key).map_err(|e| InputError::new(&self.context.config_name, key, e.to_string()).into())
     }
 
     fn list(&self, key: &str) -> anyhow::Result<Vec<String>> {
