@@ -16,11 +16,10 @@ use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Device, Tensor};
 use boot_sdk::{Cond, CondSpec, ExactDensity, InputError, NoiseSchedule, Student, Teacher, Times};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// `run.dtype`: the networks' compute dtype.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Precision {
     /// Everything in `f32`.
     #[default]
@@ -30,8 +29,18 @@ pub enum Precision {
     Bf16,
     /// The `bf16` path's plumbing in `f16`, for CPU checks of it (the benchmark's `--dtype f16`); not a
     /// config value.
-    #[serde(skip)]
     F16,
+}
+
+impl<'de> Deserialize<'de> for Precision {
+    /// `"f32"` or `"bf16"`; anything else is an error naming both.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(serde::de::Error::custom(format!("`{other}`: expected \"f32\" or \"bf16\""))),
+        }
+    }
 }
 
 impl Precision {
