@@ -1,5 +1,6 @@
 //! A non-finite loss skips the step's update and is counted in metrics.jsonl; the run goes on. Several in a
-//! row stop it with an error that says so, and the last good checkpoint stays as it was.
+//! row stop it with an error that says so, and the last good checkpoint stays as it was. A resumed run
+//! continues the count and repeats a straight run's losses.
 //!
 //! The teacher is the exact Gaussian one, poisoned (NaN predictions) at chosen steps: its `sample_cond`
 //! recognises a step by the seeds the loop draws for it (a pure function of run seed, step and index).
@@ -170,4 +171,22 @@ fn several_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_good_checkpoi
     assert_checkpoint_holds(&out, 2, &cfg, &c.student.vars);
     let counts: Vec<u64> = log(&out).iter().map(|l| l["skipped_nonfinite"].as_u64().unwrap()).collect();
     assert_eq!(counts, [0, 0, 1, 2, 3]);
+}
+
+#[test]
+fn a_resumed_run_keeps_the_count_and_the_losses_of_a_straight_one() {
+    let (straight, stopped) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let nan = [1];
+    let cfg = config(&straight.path().join("out"), 6, &nan, 5);
+    train(&cfg, &build(&cfg), Start::Fresh).unwrap();
+    let first = config(&stopped.path().join("out"), 4, &nan, 5);
+    train(&first, &build(&first), Start::Fresh).unwrap();
+    let rest = config(&stopped.path().join("out"), 6, &nan, 5);
+    train(&rest, &build(&rest), Start::Resume).unwrap();
+    let (a, b) = (log(&straight.path().join("out")), log(&stopped.path().join("out")));
+    assert_eq!(a.len(), 6);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x["step"], &x["loss"], &x["skipped_nonfinite"]), (&y["step"], &y["loss"], &y["skipped_nonfinite"]));
+    }
+    assert_eq!(b[5]["skipped_nonfinite"], 1);
 }
