@@ -125,7 +125,7 @@ pub struct TrainSection {
     /// Without a progress bar (stderr not a terminal, or `progress = false`): log a progress line (step,
     /// loss, steps/s, ETA) every N steps (0: never).
     pub progress_every: u64,
-    /// Stop the run after this many non-finite losses in a row (each one's update is skipped).
+    /// Stop the run after this many non-finite losses in a row (each one's update is skipped; 0 acts as 1).
     pub max_nonfinite_in_a_row: u64,
 }
 

@@ -188,6 +188,7 @@ pub fn train(cfg: &RunConfig, c: &Components, how: Start) -> boot_sdk::Result<Tr
                 SKIPPED_KEY: skipped, "seconds": began.elapsed().as_secs_f64(),
             }))?;
             if in_a_row >= t.max_nonfinite_in_a_row.max(1) {
+                progress.finish();
                 let kept = checkpoint::latest(out).map(|p| p.display().to_string()).unwrap_or_else(|| "none written".into());
                 anyhow::bail!(
                     "the loss was not finite at {in_a_row} steps in a row (steps {}..={done}, train.max_nonfinite_in_a_row = {}); last good checkpoint: {kept}; lower train.lr or set train.grad_clip",
