@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/session-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-TESTS=${TESTS:-"fused_update silu group_norm group_norm_modulated resample_ops channel_bias softmax conv_backward parity nn_layers teacher_student adm_parity diffusers_parity teacher student"}
+TESTS=${TESTS:-"fused_update silu group_norm group_norm_modulated resample_ops channel_bias softmax conv_backward edm_parity layers teacher_student adm_parity diffusers_parity teacher student"}
 for dt in f32 bf16; do
   for t in $TESTS; do
     r=$(BOOT_TEST_DEVICE=cuda:0 BOOT_TEST_DTYPE=$dt timeout 120 "$t" 2>&1 | grep -E "^test result|panicked" | tail -n 2)

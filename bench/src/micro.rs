@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use boot_sdk::candle::{DType, Device, Tensor, Var};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
-use boot_sdk::nn::{functional, GroupNorm};
+use boot_models::GroupNorm;
+use boot_sdk::ops as functional;
 use serde_json::{json, Value};
 
 /// Activation shapes `[B, C, H, W]`: CIFAR-10 DDPM++ at 32x32 (batch 128) and ImageNet-64 ADM at 64x64
@@ -48,8 +49,8 @@ pub fn run(device: &Device, dtype: DType, iters: usize) -> anyhow::Result<Vec<Va
             ("conv3x3", Box::new(|x: &Tensor| functional::conv2d(x, &w.as_tensor().to_dtype(dtype)?, 1, 1, 1))),
             ("conv3x3+bias", Box::new(|x: &Tensor| functional::add_channel_bias(&functional::conv2d(x, &w.as_tensor().to_dtype(dtype)?, 1, 1, 1)?, bias.as_tensor()))),
             ("group_norm", Box::new(|x: &Tensor| norm.forward(x))),
-            ("silu", Box::new(|x: &Tensor| boot_sdk::nn::silu(x))),
-            ("group_norm+silu", Box::new(|x: &Tensor| boot_sdk::nn::silu(&norm.forward(x)?))),
+            ("silu", Box::new(|x: &Tensor| boot_sdk::ops::silu(x))),
+            ("group_norm+silu", Box::new(|x: &Tensor| boot_sdk::ops::silu(&norm.forward(x)?))),
             ("add", Box::new(|x: &Tensor| x + &x2)),
             ("broadcast_add", Box::new(|x: &Tensor| x.broadcast_add(&emb))),
             ("upsample2x", Box::new(|x: &Tensor| functional::upsample_nearest2x(x))),

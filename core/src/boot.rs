@@ -102,7 +102,7 @@ pub fn boot_loss(opts: &BootOptions, parts: &BootParts, batch: &BootBatch, step:
         LossWeighting::Uniform => per_sample.mean_all()?,
         LossWeighting::InverseStep => {
             let weights: Vec<f64> = signal_step_sizes(&t_times, &s_times).iter().map(|h| 1.0 / (h * h).max(1e-12)).collect();
-            let weights = Times::vector(&weights, eps.device(), per_sample.dtype())?;
+            let weights = boot_sdk::times::vector(&weights, per_sample.dtype(), eps.device())?;
             (per_sample * weights)?.mean_all()?
         }
     };

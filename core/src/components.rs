@@ -57,7 +57,7 @@ impl Components {
         cfg.run.dtype.check_device(&device)?;
         let half = cfg.run.dtype.half();
         let dtype = half.unwrap_or(DType::F32);
-        let tctx = TeacherContext { device: device.clone(), dtype, base_dir: ctx.base_dir.clone(), source_name: ctx.config_name.clone() };
+        let tctx = TeacherContext { device: device.clone(), dtype, base_dir: ctx.base_dir.clone() };
         let teacher = cfg.teacher.build(&tctx)?;
         let schedule: Arc<dyn NoiseSchedule> = match (&cfg.schedule, teacher.native_schedule()) {
             (Some(s), _) => s.build()?,
@@ -71,8 +71,9 @@ impl Components {
                 vb: SeededVarMap::builder(&vars, cfg.run.seed, DType::F32, &device),
                 varmap: &vars,
                 teacher: teacher.as_ref(),
-                teacher_config: cfg.teacher.as_ref(),
+                schedule: schedule.as_ref(),
                 w_conditioned: guidance.w_conditioned(),
+                t_min: cfg.train.t_min,
                 t_max: cfg.train.t_max,
                 device: device.clone(),
                 base_dir: ctx.base_dir.clone(),

@@ -26,7 +26,7 @@ impl Ema {
     /// One EMA update.
     pub fn update(&self) -> boot_sdk::Result<()> {
         for (l, s) in self.live.iter().zip(&self.shadow) {
-            boot_sdk::nn::fused_update::ema_step(s.as_tensor(), l.as_tensor(), self.decay)?;
+            boot_sdk::ops::fused_update::ema_step(s.as_tensor(), l.as_tensor(), self.decay)?;
         }
         Ok(())
     }

@@ -27,19 +27,3 @@ pub mod schedules;
 pub mod seeded_init;
 pub mod solvers;
 pub mod train;
-
-/// Names the built-in components, so `boot-host plugins` lists them beside plugin-provided ones.
-fn register_builtins(r: &mut boot_sdk::plugin::Registrar) {
-    r.schedule("cosine", "alpha = cos(pi t / 2), sigma = sin(pi t / 2)")
-        .schedule("linear", "DDPM linear betas, continuous through lambda")
-        .schedule("scaled-linear", "Stable Diffusion scaled-linear betas, continuous through lambda")
-        .schedule("edm", "EDM's rho-spaced sigmas mapped to VP")
-        .solver("euler", "one DDIM step in signal space (Eq. 4)")
-        .solver("heun", "Heun's method on the signal ODE (Eq. 15)")
-        .guidance("none", "the teacher's conditional prediction, optionally thresholded")
-        .guidance("cfg", "classifier-free guidance, fixed w or per-sample w in [w_min, w_max]");
-}
-
-boot_sdk::inventory::submit! {
-    boot_sdk::plugin::Builtin { register: register_builtins }
-}

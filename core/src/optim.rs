@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use boot_sdk::candle::backprop::GradStore;
 use boot_sdk::candle::{Tensor, Var};
 use boot_sdk::candle_nn::VarMap;
-use boot_sdk::nn::fused_update::{adamw_step, AdamWStep};
+use boot_sdk::ops::fused_update::{adamw_step, AdamWStep};
 
 /// AdamW hyper-parameters (the paper: no weight decay, no warm-up, constant learning rate).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +78,7 @@ impl AdamW {
         let bias2 = 1.0 - beta2.powi(self.steps as i32);
         let step = AdamWStep { beta1, beta2, lr, eps, decay: 1.0 - lr * weight_decay, bias1, bias2, grad_scale: scale };
         for (i, (_, var)) in self.params.iter().enumerate() {
-            // In place, one kernel each for m, v and the variable (boot_sdk::nn::fused_update).
+            // In place, one kernel each for m, v and the variable (boot_sdk::ops::fused_update).
             adamw_step(var.as_tensor(), &gs[i], &self.m[i], &self.v[i], &step)?;
         }
         Ok(norm)

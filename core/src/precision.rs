@@ -88,7 +88,7 @@ impl Student for CastStudent {
 }
 
 /// A teacher built in `dtype`, answering in its callers' dtype. Forwards every [`Teacher`] method: a new
-/// method of the trait belongs in this list (only `denoise` casts).
+/// method of the trait belongs in this list (`denoise` and `decode` cast).
 #[derive(Debug)]
 pub struct CastTeacher {
     /// The wrapped teacher.
@@ -116,6 +116,10 @@ impl Teacher for CastTeacher {
     }
     fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {
         self.inner.native_schedule()
+    }
+    fn decode(&self, x0: &Tensor) -> boot_sdk::Result<Tensor> {
+        let pixels = self.inner.decode(&x0.to_dtype(self.dtype)?)?;
+        Ok(pixels.to_dtype(x0.dtype())?)
     }
     fn exact_density(&self) -> Option<&dyn ExactDensity> {
         self.inner.exact_density()

@@ -222,11 +222,12 @@ pub fn train(cfg: &RunConfig, c: &Components, how: Start) -> boot_sdk::Result<Tr
     Ok(TrainSummary { start_step: start, steps: t.steps, losses })
 }
 
-/// Writes `grids/step-N.png`: EMA-student samples on the fixed evaluation inputs.
+/// Writes `grids/step-N.png`: EMA-student samples on the fixed evaluation inputs, decoded to pixels by the
+/// teacher ([`boot_sdk::Teacher::decode`]).
 pub fn write_grid(cfg: &RunConfig, c: &Components, step: u64) -> boot_sdk::Result<()> {
     let n = cfg.train.grid_samples.max(1);
     let inputs = sample_inputs(c, cfg.run.seed, 0, n, None)?;
-    let images = generate(c, c.ema.net.as_ref(), SamplerKind::Student, &inputs, cfg.train.t_max, cfg.train.t_min)?;
+    let samples = generate(c, c.ema.net.as_ref(), SamplerKind::Student, &inputs, cfg.train.t_max, cfg.train.t_min)?;
     let cols = (n as f64).sqrt().ceil() as usize;
-    save_grid(&cfg.run.out_dir.join("grids").join(format!("step-{step:08}.png")), &images, cols)
+    save_grid(&cfg.run.out_dir.join("grids").join(format!("step-{step:08}.png")), &c.teacher.decode(&samples)?, cols)
 }

@@ -32,14 +32,13 @@ struct PoisonedConfig {
     nan_steps: Vec<u64>,
 }
 
-#[typetag::deserialize(name = "test-poisoned-gaussian")]
-impl TeacherConfig for PoisonedConfig {
-    fn build(&self, _ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
-        let marks = self.nan_steps.iter().map(|&s| sample_seeds(SEED, Stream::Cond, s, 0, BATCH)[0]).collect();
-        Ok(Arc::new(Poisoned { inner: GaussianTeacher::new([1, 4, 4], 0.5), marks }))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+boot_sdk::register! {
+    teacher "test-poisoned-gaussian" => "the exact Gaussian teacher, NaN at chosen steps";
+    impl TeacherConfig for PoisonedConfig {
+        fn build(&self, _ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
+            let marks = self.nan_steps.iter().map(|&s| sample_seeds(SEED, Stream::Cond, s, 0, BATCH)[0]).collect();
+            Ok(Arc::new(Poisoned { inner: GaussianTeacher::new([1, 4, 4], 0.5), marks }))
+        }
     }
 }
 
@@ -75,12 +74,14 @@ impl Teacher for Poisoned {
 #[derive(Debug, Deserialize)]
 struct AffineConfig {}
 
-#[typetag::deserialize(name = "test-affine")]
-impl StudentConfig for AffineConfig {
-    fn build(&self, ctx: &StudentContext) -> boot_sdk::Result<Box<dyn Student>> {
-        let a = ctx.vb.get_with_hints(1, "a", Init::Const(0.5))?;
-        let b = ctx.vb.get_with_hints(ctx.teacher.sample_shape().to_vec(), "b", Init::Const(0.0))?;
-        Ok(Box::new(Affine { a, b }))
+boot_sdk::register! {
+    student "test-affine" => "y = a eps + b";
+    impl StudentConfig for AffineConfig {
+        fn build(&self, ctx: &StudentContext) -> boot_sdk::Result<Box<dyn Student>> {
+            let a = ctx.vb.get_with_hints(1, "a", Init::Const(0.5))?;
+            let b = ctx.vb.get_with_hints(ctx.teacher.sample_shape().to_vec(), "b", Init::Const(0.0))?;
+            Ok(Box::new(Affine { a, b }))
+        }
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use boot_core::guidance::NoGuidance;
 use boot_core::samplers::{SamplerKind, TeacherSampling};
-use boot_core::schedules::{CosineSchedule, DiscreteSchedule};
+use boot_core::schedules::{CosineSchedule, BetaSchedule};
 use boot_sdk::{Cond, NoiseSchedule};
 use common::{max_abs, noise, rms, times, GaussianTeacher};
 
@@ -18,7 +18,7 @@ fn signal_ode_equals_ddim() {
     let g = NoGuidance::default();
     let cond = Cond::none();
     let eps = noise(4, [3, 8, 8], 7);
-    let discrete = DiscreteSchedule::linear(1000, 1e-4, 0.02).unwrap();
+    let discrete = BetaSchedule::linear(1000, 1e-4, 0.02).unwrap();
     for sch in [&CosineSchedule as &dyn NoiseSchedule, &discrete] {
         let s = sampling(&teacher, &g, sch, &cond);
         for n in [1, 2, 10, 50] {

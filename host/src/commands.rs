@@ -24,7 +24,7 @@ use crate::stdout;
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     // Checked before any work, so a typo is a one-line input error rather than a silent default.
     let cudnn = std::env::var("BOOT_CUDNN").ok();
-    if let Err(e) = boot_sdk::nn::functional::CudnnMode::parse(cudnn.as_deref()) {
+    if let Err(e) = boot_sdk::ops::CudnnMode::parse(cudnn.as_deref()) {
         return Err(InputError::new("environment", "BOOT_CUDNN", e).into());
     }
     match (cli.command, cli.train) {
@@ -132,7 +132,7 @@ fn sample(a: SampleArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> 
     let meta = [("sampler".to_string(), kind.to_string())].into_iter().collect();
     save_safetensors(&out, &tensors, Some(meta))?;
     let png = out.with_extension("png");
-    save_grid(&png, &samples, (n as f64).sqrt().ceil() as usize)?;
+    save_grid(&png, &c.teacher.decode(&samples)?, (n as f64).sqrt().ceil() as usize)?;
     stdout::line(format!("wrote {} and {}", out.display(), png.display()))?;
     Ok(())
 }

@@ -93,8 +93,5 @@ impl RawConfig {
 
 /// Gives an input error about "the run config" (empty source) the config file's name.
 pub fn name_source(err: anyhow::Error, config_name: &str) -> anyhow::Error {
-    match err.chain().find_map(|e| e.downcast_ref::<InputError>()) {
-        Some(ie) if ie.source_name.is_empty() => InputError::new(config_name, ie.key.clone(), ie.message.clone()).into(),
-        _ => err,
-    }
+    boot_sdk::error::name_config_source(err, config_name)
 }

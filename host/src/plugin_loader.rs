@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use boot_sdk::plugin::{host_identity, Builtin, PluginDeclaration, Registrar, Registration, DECLARATION_LAYOUT, DECLARATION_SYMBOL};
+use boot_sdk::plugin::{host_identity, registered_kinds, Kind, PluginDeclaration, Registration, DECLARATION_LAYOUT, DECLARATION_SYMBOL};
 use boot_sdk::InputError;
 
 /// Everything registered: built-ins first, then each plugin's components.
@@ -14,17 +14,34 @@ pub struct Catalogue {
     pub entries: Vec<Registration>,
     /// Loaded plugin files.
     pub loaded: Vec<(String, PathBuf)>,
+    /// The registry entries already attributed to a provider.
+    seen: Vec<*const Kind>,
 }
 
-/// The built-in registrations (from `boot-core`, through `inventory`).
-pub fn builtins() -> Catalogue {
-    let mut entries = Vec::new();
-    for b in boot_sdk::inventory::iter::<Builtin> {
-        let mut r = Registrar::new("core");
-        (b.register)(&mut r);
-        entries.extend(r.into_entries());
+impl Catalogue {
+    /// Attributes the kinds that appeared in the registry since the last call to `provider`; a kind name
+    /// already taken by another provider is an error naming both.
+    fn claim_new(&mut self, provider: &str) -> Result<(), String> {
+        let fresh: Vec<&'static Kind> = registered_kinds().filter(|k| !self.seen.contains(&(*k as *const Kind))).collect();
+        for kind in fresh {
+            self.seen.push(kind as *const Kind);
+            if let Some(prev) = self.entries.iter().find(|e| e.component == kind.component && e.kind == kind.kind) {
+                return Err(format!("{} kind `{}` is already provided by `{}`", kind.component.section(), kind.kind, prev.provider));
+            }
+            self.entries.push(Registration::of(kind, provider));
+        }
+        Ok(())
     }
-    Catalogue { entries, loaded: Vec::new() }
+}
+
+/// The built-in registrations (`boot-core`'s `register!` calls, through `inventory`).
+pub fn builtins() -> Catalogue {
+    let mut catalogue = Catalogue::default();
+    // Built-in names are unique by construction (one crate); a clash would be a bug, reported as one.
+    if let Err(e) = catalogue.claim_new("core") {
+        panic!("built-in components: {e}");
+    }
+    catalogue
 }
 
 /// The library file name of plugin `name`: `libboot_plugin_<name>.so` (`-` becomes `_`).
@@ -72,11 +89,8 @@ pub fn load(path: &Path, catalogue: &mut Catalogue) -> anyhow::Result<()> {
             .map_err(|_| InputError::new(&shown, "BOOT_PLUGIN_DECLARATION", "not a boot plugin (symbol missing)"))?;
         &**sym
     };
-    if decl.layout != DECLARATION_LAYOUT {
-        let msg = format!("declaration layout {} but this boot-host reads layout {DECLARATION_LAYOUT}; rebuild the plugin", decl.layout);
-        return Err(InputError::new(&shown, "plugin declaration", msg).into());
-    }
-    // SAFETY: the layout matches, so the header fields are the C strings `declare_plugin!` wrote.
+    // SAFETY: every layout starts with the same header of C strings that `declare_plugin!` writes, so the
+    // identity can be read (and an old plugin's sdk named) before the layout is checked.
     let (theirs, name) = unsafe { (decl.identity(), decl.plugin_name()) };
     let ours = host_identity();
     if theirs != ours {
@@ -86,15 +100,12 @@ pub fn load(path: &Path, catalogue: &mut Catalogue) -> anyhow::Result<()> {
         );
         return Err(InputError::new(&shown, "plugin declaration", msg).into());
     }
-    let mut r = Registrar::new(name.clone());
-    (decl.register)(&mut r);
-    for entry in r.into_entries() {
-        if let Some(prev) = catalogue.entries.iter().find(|e| e.component == entry.component && e.kind == entry.kind) {
-            let msg = format!("{} kind `{}` is already provided by `{}`", entry.component.section(), entry.kind, prev.provider);
-            return Err(InputError::new(&shown, "plugin declaration", msg).into());
-        }
-        catalogue.entries.push(entry);
+    if decl.layout != DECLARATION_LAYOUT {
+        let msg = format!("declaration layout {} but this boot-host reads layout {DECLARATION_LAYOUT}; rebuild the plugin", decl.layout);
+        return Err(InputError::new(&shown, "plugin declaration", msg).into());
     }
+    // The library's `register!` entries joined the registry when it was loaded.
+    catalogue.claim_new(&name).map_err(|msg| InputError::new(&shown, "plugin declaration", msg))?;
     catalogue.loaded.push((name, path.to_path_buf()));
     std::mem::forget(lib);
     Ok(())

@@ -32,7 +32,7 @@ for p in json.load(sys.stdin)["packages"]:
     if "cuda" in p["features"]: print(p["name"])'); do
   FEATURES=${FEATURES:+$FEATURES,}$m/cuda
 done
-# cuDNN convolutions (sdk::nn::functional): on unless BOOT_CUDNN_BUILD=0 (then candle's own CUDA convolutions).
+# cuDNN convolutions (boot_sdk::ops): on unless BOOT_CUDNN_BUILD=0 (then candle's own CUDA convolutions).
 [ "${BOOT_CUDNN_BUILD:-1}" = 0 ] || FEATURES=$FEATURES,boot-sdk/cudnn
 echo "build.sh: features $FEATURES -> $CARGO_TARGET_DIR/release"
 

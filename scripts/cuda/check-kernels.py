@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compiles every NVRTC kernel source of sdk/src/nn with NVRTC itself (no include paths, as boot does at run
+"""Compiles every NVRTC kernel source of sdk/src/ops with NVRTC itself (no include paths, as boot does at run
 time), on a machine without a GPU: the CUDA 13.0 wheels of scripts/cuda/setup.sh hold libnvrtc. nvcc is not
 enough: it includes math.h and friends, so a source can compile there and fail in NVRTC (INFINITY did).
 
@@ -17,14 +17,14 @@ CACHE = os.environ.get("BOOT_CUDA_CACHE", os.path.expanduser("~/.cache/boot-cuda
 
 
 def sources():
-    """(name, full source) of each Kernels::new(..) in sdk/src/nn: kernel_types.cu, then its include_str!s."""
-    nn = os.path.join(ROOT, "sdk", "src", "nn")
-    types = open(os.path.join(nn, "kernel_types.cu")).read()
-    for rs in sorted(glob.glob(os.path.join(nn, "*.rs"))):
+    """(name, full source) of each Kernels::new(..) in sdk/src/ops: kernel_types.cu, then its include_str!s."""
+    ops = os.path.join(ROOT, "sdk", "src", "ops")
+    types = open(os.path.join(ops, "kernel_types.cu")).read()
+    for rs in sorted(glob.glob(os.path.join(ops, "*.rs"))):
         text = open(rs).read()
         for m in re.finditer(r"Kernels::new\((.*?)\);", text, re.S):
             files = re.findall(r'include_str!\("([^"]+)"\)', m.group(1))
-            yield os.path.basename(rs), types + "".join(open(os.path.join(nn, f)).read() for f in files)
+            yield os.path.basename(rs), types + "".join(open(os.path.join(ops, f)).read() for f in files)
 
 
 def main():

@@ -21,6 +21,9 @@ pub struct Cond {
     pub text: Option<TextCond>,
     /// `[B, C, h, w]` low-resolution image for super-resolution teachers, in the teacher's value range.
     pub low_res: Option<Tensor>,
+    /// Per-sample noise level of a noise-augmented input (a cascade's stage II sees `low_res` noised to
+    /// this level, DeepFloyd IF's `noise_level`), in the teacher's own units.
+    pub noise_level: Option<Vec<f64>>,
 }
 
 /// What conditioning a teacher takes.
@@ -79,7 +82,12 @@ impl Cond {
         } else {
             None
         };
-        Ok(Cond { class, text, low_res })
+        let noise_level = if parts.iter().all(|p| p.noise_level.is_some()) {
+            Some(parts.iter().flat_map(|p| p.noise_level.clone().unwrap_or_default()).collect())
+        } else {
+            None
+        };
+        Ok(Cond { class, text, low_res, noise_level })
     }
 
     /// Rows `start..start + len` of the batch.
@@ -94,6 +102,7 @@ impl Cond {
                 None => None,
             },
             low_res: self.low_res.as_ref().map(|l| l.narrow(0, start, len)).transpose()?,
+            noise_level: self.noise_level.as_ref().map(|l| l[start..start + len].to_vec()),
         })
     }
 }

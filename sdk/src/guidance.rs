@@ -14,8 +14,6 @@ pub trait Guidance: Send + Sync + Debug {
     fn w_conditioned(&self) -> bool;
     /// `f~(x, t, c)` for the batch, with the weights from [`Guidance::sample_w`], thresholded.
     fn denoise(&self, teacher: &dyn Teacher, x: &Tensor, times: &Times, cond: &Cond, w: Option<&[f64]>) -> crate::Result<Tensor>;
-    /// Teacher evaluations per guided call (CFG 2), for throughput accounting.
-    fn teacher_calls(&self) -> usize;
 }
 
 /// Config of a guidance, selected by `[guidance] kind = "..."`.

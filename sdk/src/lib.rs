@@ -4,6 +4,7 @@
 //!   and their config traits, selected in `run.toml` by `kind = "..."` (typetag);
 //! - the conditioning types ([`Cond`]);
 //! - the plugin contract ([`plugin`]): one exported declaration, checked by the host before anything else;
+//! - the kernels ([`ops`]): custom ops with hand-written backward passes, cuDNN convolutions, fused updates;
 //! - the one shared copy of the engine: `candle`, `candle_nn`, `serde`, `typetag`, `inventory`, `tracing`,
 //!   re-exported so that plugins and host use the same symbols (DESIGN.md section 4, model (a)).
 
@@ -25,7 +26,7 @@ pub mod io;
 pub mod cond;
 pub mod error;
 pub mod guidance;
-pub mod nn;
+pub mod ops;
 pub mod plugin;
 pub mod rng;
 pub mod schedule;
@@ -38,7 +39,7 @@ pub mod times;
 pub use cond::{Cond, CondSpec};
 pub use error::InputError;
 pub use guidance::{Guidance, GuidanceConfig};
-pub use schedule::{NoiseSchedule, ScheduleConfig};
+pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig};
 pub use solver::{Denoise, Solver, SolverConfig};
 pub use student::{Student, StudentConfig, StudentContext};
 pub use teacher::{ExactDensity, Teacher, TeacherConfig, TeacherContext};

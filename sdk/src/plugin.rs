@@ -3,18 +3,21 @@
 //! A plugin is a dynamic library that exports one [`PluginDeclaration`] under the symbol
 //! [`DECLARATION_SYMBOL`], made with [`declare_plugin!`](crate::declare_plugin). The host reads the
 //! declaration's C-layout header first (layout version, sdk version, rustc version, build id, features) and
-//! refuses the plugin on any mismatch before calling any of its code. Then it calls `register`, through
-//! which the plugin names the components it adds. The components themselves are selected from the config by
-//! `kind = "..."` through their typetag-registered config types; host and plugins share one copy of the sdk
-//! (`libboot_sdk.so`), so those registrations are visible to the host.
+//! refuses the plugin on any mismatch before calling any of its code. A component kind is registered once,
+//! with [`register!`](crate::register): that one macro names the typetag config type selected by
+//! `kind = "..."` and lists the kind (with a line on what it is) in an `inventory` of [`Kind`]s. Host and
+//! plugins share one copy of the sdk (`libboot_sdk.so`), so both registries see the plugin's entries as soon
+//! as the library is loaded; the host attributes the [`Kind`]s that appeared to the plugin it just loaded.
 
 use std::ffi::{c_char, CStr};
 
 /// Symbol name of the declaration in a plugin library.
 pub const DECLARATION_SYMBOL: &[u8] = b"BOOT_PLUGIN_DECLARATION\0";
 
-/// Layout version of [`PluginDeclaration`]; bumped whenever its fields change.
-pub const DECLARATION_LAYOUT: u32 = 1;
+/// Layout version of [`PluginDeclaration`]; bumped whenever its fields change. Layout 1 had a trailing
+/// `register` function; every layout starts with the same header (layout, name, versions, build id,
+/// features), so the host can name an old plugin's sdk before refusing it.
+pub const DECLARATION_LAYOUT: u32 = 2;
 
 const fn c_str(bytes: &'static [u8]) -> &'static CStr {
     match CStr::from_bytes_with_nul(bytes) {
@@ -48,8 +51,6 @@ pub struct PluginDeclaration {
     pub build_id: *const c_char,
     /// [`FEATURES`] of the sdk the plugin was built against.
     pub features: *const c_char,
-    /// Called once after every check passed.
-    pub register: fn(&mut Registrar),
 }
 
 // SAFETY: the pointers refer to immutable 'static C strings.
@@ -132,6 +133,23 @@ impl Component {
     }
 }
 
+/// One component kind, as [`register!`](crate::register) submits it.
+#[derive(Debug)]
+pub struct Kind {
+    /// Which trait it provides.
+    pub component: Component,
+    /// The `kind = "..."` name that selects it (the same literal typetag registers).
+    pub kind: &'static str,
+    /// One line on what it is.
+    pub about: &'static str,
+}
+inventory::collect!(Kind);
+
+/// Every kind registered by the code loaded so far (the host's built-ins and the plugins loaded).
+pub fn registered_kinds() -> impl Iterator<Item = &'static Kind> {
+    inventory::iter::<Kind>.into_iter()
+}
+
 /// One named component and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -145,61 +163,47 @@ pub struct Registration {
     pub provider: String,
 }
 
-/// Collects what a plugin (or the core) adds, by name.
-#[derive(Debug, Default)]
-pub struct Registrar {
-    provider: String,
-    entries: Vec<Registration>,
-}
-
-impl Registrar {
-    /// A registrar that records entries as coming from `provider`.
-    pub fn new(provider: impl Into<String>) -> Self {
-        Self { provider: provider.into(), entries: Vec::new() }
-    }
-    /// Adds a component of the given trait under `kind`.
-    pub fn add(&mut self, component: Component, kind: &str, about: &str) -> &mut Self {
-        self.entries.push(Registration { component, kind: kind.into(), about: about.into(), provider: self.provider.clone() });
-        self
-    }
-    /// Adds a teacher kind.
-    pub fn teacher(&mut self, kind: &str, about: &str) -> &mut Self {
-        self.add(Component::Teacher, kind, about)
-    }
-    /// Adds a student kind.
-    pub fn student(&mut self, kind: &str, about: &str) -> &mut Self {
-        self.add(Component::Student, kind, about)
-    }
-    /// Adds a schedule kind.
-    pub fn schedule(&mut self, kind: &str, about: &str) -> &mut Self {
-        self.add(Component::Schedule, kind, about)
-    }
-    /// Adds a solver kind.
-    pub fn solver(&mut self, kind: &str, about: &str) -> &mut Self {
-        self.add(Component::Solver, kind, about)
-    }
-    /// Adds a guidance kind.
-    pub fn guidance(&mut self, kind: &str, about: &str) -> &mut Self {
-        self.add(Component::Guidance, kind, about)
-    }
-    /// Everything registered so far.
-    pub fn into_entries(self) -> Vec<Registration> {
-        self.entries
+impl Registration {
+    /// The registration of `kind`, provided by `provider`.
+    pub fn of(kind: &Kind, provider: &str) -> Self {
+        Self { component: kind.component, kind: kind.kind.into(), about: kind.about.into(), provider: provider.into() }
     }
 }
 
-/// Registration function of a built-in provider (the core), collected with `inventory`.
-pub struct Builtin {
-    /// Called by the host before plugins are loaded.
-    pub register: fn(&mut Registrar),
+/// Registers a component kind, once: the typetag name that `kind = "..."` selects and the entry that
+/// `boot-host plugins` lists are the same literal.
+///
+/// ```ignore
+/// boot_sdk::register! {
+///     teacher "my-teacher" => "what it is, in one line";
+///     impl TeacherConfig for MyTeacherConfig {
+///         fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> { .. }
+///     }
+/// }
+/// ```
+/// The component is one of `teacher`, `student`, `schedule`, `solver`, `guidance`; the crate using the
+/// macro depends on `typetag` (the attribute expands to paths into it).
+#[macro_export]
+macro_rules! register {
+    ($component:ident $kind:literal => $about:literal; impl $($item:tt)*) => {
+        #[$crate::typetag::deserialize(name = $kind)]
+        impl $($item)*
+        $crate::inventory::submit! {
+            $crate::plugin::Kind { component: $crate::register!(@component $component), kind: $kind, about: $about }
+        }
+    };
+    (@component teacher) => { $crate::plugin::Component::Teacher };
+    (@component student) => { $crate::plugin::Component::Student };
+    (@component schedule) => { $crate::plugin::Component::Schedule };
+    (@component solver) => { $crate::plugin::Component::Solver };
+    (@component guidance) => { $crate::plugin::Component::Guidance };
 }
-inventory::collect!(Builtin);
 
-/// Exports the plugin declaration: `declare_plugin!("analytic", register)` with
-/// `fn register(r: &mut boot_sdk::plugin::Registrar)`.
+/// Exports the plugin declaration: `declare_plugin!("analytic")`. The plugin's components are the kinds
+/// its [`register!`](crate::register) calls submit.
 #[macro_export]
 macro_rules! declare_plugin {
-    ($name:expr, $register:path) => {
+    ($name:expr) => {
         #[no_mangle]
         #[used]
         pub static BOOT_PLUGIN_DECLARATION: $crate::plugin::PluginDeclaration = $crate::plugin::PluginDeclaration {
@@ -209,7 +213,6 @@ macro_rules! declare_plugin {
             rustc_version: $crate::plugin::RUSTC_VERSION.as_ptr(),
             build_id: $crate::plugin::BUILD_ID.as_ptr(),
             features: $crate::plugin::FEATURES.as_ptr(),
-            register: $register,
         };
     };
 }

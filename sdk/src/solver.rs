@@ -13,8 +13,6 @@ pub type Denoise<'a> = dyn FnMut(&Tensor, &Times) -> crate::Result<Tensor> + 'a;
 pub trait Solver: Send + Sync + Debug {
     /// The target `y_hat_s` at the earlier time `s` from `y_t` at `t`, both per sample.
     fn target(&self, y_t: &Tensor, eps: &Tensor, t: &Times, s: &Times, denoise: &mut Denoise) -> crate::Result<Tensor>;
-    /// Teacher evaluations per target (Euler 1, Heun 2), for throughput accounting.
-    fn teacher_calls(&self) -> usize;
 }
 
 /// `1 - exp(lambda_s - lambda_t)` per sample: the exact DDIM step size in signal space, which is
@@ -25,7 +23,7 @@ pub fn signal_step_sizes(t: &Times, s: &Times) -> Vec<f64> {
 
 /// `y + h * (f - y)` with `h` one value per sample: Eq. (4), one DDIM step written in signal space.
 pub fn signal_step(y: &Tensor, f: &Tensor, h: &[f64]) -> crate::Result<Tensor> {
-    let h = Times::column(h, y.device(), y.dtype())?;
+    let h = crate::times::column(h, y.dtype(), y.device())?;
     Ok((y + (f - y)?.broadcast_mul(&h)?)?)
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::candle::{Device, Tensor};
 use crate::candle_nn::{VarBuilder, VarMap};
-use crate::{Cond, Teacher, TeacherConfig, Times};
+use crate::{Cond, NoiseSchedule, Teacher, Times};
 
 /// The student `y(eps, t, cond, w) -> y_t`: the signal part of the teacher's ODE state at target time `t`,
 /// from the initial noise `eps`. The generator output is `x_t = alpha_t y + sigma_t eps`; the sample is
@@ -24,11 +24,14 @@ pub struct StudentContext<'a> {
     pub varmap: &'a VarMap,
     /// The teacher being distilled.
     pub teacher: &'a dyn Teacher,
-    /// The teacher's config (for students that reload the teacher's weights).
-    pub teacher_config: &'a dyn TeacherConfig,
+    /// The run's noise schedule (the teacher's own unless the config names another).
+    pub schedule: &'a dyn NoiseSchedule,
     /// Whether the student takes a guidance weight `w`.
     pub w_conditioned: bool,
-    /// `t_max` of the run: the teacher-time input of teacher-initialised students is fixed there.
+    /// `t_min` of the run: the student's sample is `y(eps, t_min)`.
+    pub t_min: f64,
+    /// `t_max` of the run: the teacher-time input of teacher-initialised students is fixed there, at the
+    /// run schedule's `lambda(t_max)`.
     pub t_max: f64,
     /// Device of the run.
     pub device: Device,

@@ -39,12 +39,20 @@ pub trait Teacher: Send + Sync + Debug {
         None
     }
 
+    /// Pixels `[B, C', H', W']` in `[-1, 1]` for samples `x0` (`[B, C, H, W]`, the teacher's data space):
+    /// the identity for pixel-space teachers; a latent teacher decodes with its autoencoder. Grids and
+    /// `boot-host sample` show what this returns.
+    fn decode(&self, x0: &Tensor) -> crate::Result<Tensor> {
+        Ok(x0.clone())
+    }
+
     /// Exact density of the teacher's data distribution, where it is known (the analytic teacher).
     fn exact_density(&self) -> Option<&dyn ExactDensity> {
         None
     }
 
-    /// For downcasting by a student config of the same plugin.
+    /// For downcasting by a student config of the same plugin (a teacher-initialised student reads the
+    /// teacher's weights).
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -69,15 +77,12 @@ pub struct TeacherContext {
     pub dtype: DType,
     /// Directory relative paths in the config are resolved against.
     pub base_dir: PathBuf,
-    /// Name of the config source, for error messages.
-    pub source_name: String,
 }
 
 /// Config of a teacher, selected by `[teacher] kind = "..."`.
 #[typetag::deserialize(tag = "kind")]
-pub trait TeacherConfig: Debug + Send + Sync + Any {
-    /// Builds the teacher.
+pub trait TeacherConfig: Debug + Send + Sync {
+    /// Builds the teacher. Errors in the config are [`crate::InputError::config`] naming the key
+    /// (`teacher.checkpoint`); the host names the run's file.
     fn build(&self, ctx: &TeacherContext) -> crate::Result<Arc<dyn Teacher>>;
-    /// For downcasting by a student config of the same plugin.
-    fn as_any(&self) -> &dyn Any;
 }

@@ -43,22 +43,21 @@ impl Times {
         self.t.is_empty()
     }
 
-    /// `values` as a `[B, 1, 1, 1]` tensor that broadcasts over images.
-    pub fn column(values: &[f64], device: &Device, dtype: DType) -> crate::Result<Tensor> {
-        let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-        Ok(Tensor::from_vec(v, (values.len(), 1, 1, 1), device)?.to_dtype(dtype)?)
-    }
-
-    /// `values` as a `[B]` tensor.
-    pub fn vector(values: &[f64], device: &Device, dtype: DType) -> crate::Result<Tensor> {
-        let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-        Ok(Tensor::from_vec(v, values.len(), device)?.to_dtype(dtype)?)
-    }
-
     /// `x_t = alpha_t * y + sigma_t * eps`: the noisy image whose signal part is `y`.
     pub fn noisy(&self, y: &Tensor, eps: &Tensor) -> crate::Result<Tensor> {
-        let a = Self::column(&self.alpha, y.device(), y.dtype())?;
-        let s = Self::column(&self.sigma, y.device(), y.dtype())?;
+        let a = column(&self.alpha, y.dtype(), y.device())?;
+        let s = column(&self.sigma, y.dtype(), y.device())?;
         Ok((y.broadcast_mul(&a)? + eps.broadcast_mul(&s)?)?)
     }
+}
+
+/// Per-sample `values` as a `[B, 1, 1, 1]` tensor of `dtype` that broadcasts over images (rounded once,
+/// from `f64`).
+pub fn column(values: &[f64], dtype: DType, device: &Device) -> crate::Result<Tensor> {
+    Ok(Tensor::from_vec(values.to_vec(), (values.len(), 1, 1, 1), device)?.to_dtype(dtype)?)
+}
+
+/// Per-sample `values` as a `[B]` tensor of `dtype` (rounded once, from `f64`).
+pub fn vector(values: &[f64], dtype: DType, device: &Device) -> crate::Result<Tensor> {
+    Ok(Tensor::from_vec(values.to_vec(), values.len(), device)?.to_dtype(dtype)?)
 }

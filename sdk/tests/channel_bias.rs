@@ -1,11 +1,11 @@
-//! `boot_sdk::nn::functional::add_channel_bias` (forward, and the gradients of x and of an f32 master bias)
+//! `boot_sdk::ops::add_channel_bias` (forward, and the gradients of x and of an f32 master bias)
 //! against candle's `broadcast_add` + autodiff in f64 on the CPU. Runs on CUDA with BOOT_TEST_DEVICE=cuda:0
 //! (and BOOT_TEST_DTYPE=bf16: the output rounds once, the bias gradient is one f32 sum rounded to bf16).
 
 mod common;
 
 use boot_sdk::candle::{DType, Device, Result, Tensor, Var};
-use boot_sdk::nn::functional::add_channel_bias;
+use boot_sdk::ops::add_channel_bias;
 use common::{diff, dev, host_f64, test_dtype, tol};
 
 #[test]

@@ -1,4 +1,4 @@
-//! Forward and backward of `boot_sdk::nn::functional`'s convolutions against candle's own convolutions
+//! Forward and backward of `boot_sdk::ops`' convolutions against candle's own convolutions
 //! differentiated in `f64` on the CPU (the ground truth). On the CPU this checks the dispatch and the
 //! fallbacks; on CUDA with the `cudnn` feature (`BOOT_TEST_DEVICE=cuda:0`) it checks the cuDNN forward,
 //! backward-data and backward-filter passes and the custom op's gradient wiring, in `f32` (FMA math, no
@@ -7,7 +7,7 @@
 mod common;
 
 use boot_sdk::candle::{Device, Result, Tensor, Var};
-use boot_sdk::nn::functional;
+use boot_sdk::ops as functional;
 use common::{diff, dev, host_f64, skip_without_conv, test_dtype, tol};
 
 /// What is convolved: a dense or grouped convolution, or a transposed one.

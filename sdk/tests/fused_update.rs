@@ -1,4 +1,4 @@
-//! `boot_sdk::nn::fused_update` against the tensor-op formulas it replaced (AdamW and EMA): equal bit for bit
+//! `boot_sdk::ops::fused_update` against the tensor-op formulas it replaced (AdamW and EMA): equal bit for bit
 //! on the CPU, where both round every operation the same way; on CUDA (`BOOT_TEST_DEVICE=cuda:0`) within
 //! 1e-6 relative (the kernels compute the same expressions with their own division and square root).
 
@@ -6,7 +6,7 @@
 mod common;
 
 use boot_sdk::candle::{DType, Result, Tensor};
-use boot_sdk::nn::fused_update::{adamw_step, ema_step, AdamWStep};
+use boot_sdk::ops::fused_update::{adamw_step, ema_step, AdamWStep};
 use common::{host_vec, test_device};
 
 fn randn(shape: (usize, usize), scale: f64) -> Result<Tensor> {

@@ -1,5 +1,5 @@
-//! `boot_sdk::nn::functional::{upsample_nearest2x, avg_pool2x}` (custom ops with one kernel each way,
-//! `sdk/src/nn/resample_op.rs`) against candle's own `upsample_nearest2d` / `avg_pool2d` and its autodiff:
+//! `boot_sdk::ops::{upsample_nearest2x, avg_pool2x}` (custom ops with one kernel each way,
+//! `sdk/src/ops/resample_op.rs`) against candle's own `upsample_nearest2d` / `avg_pool2d` and its autodiff:
 //! the output and the gradient of `sum(y * r)` for a random `r`, on inputs that are contiguous, contiguous
 //! with a start offset (a narrowed tensor) and transposed; odd sizes, other ranks and an integer dtype as
 //! errors; a tensor larger than one launch's grid (the CUDA kernels' grid-stride loops).
@@ -24,7 +24,7 @@
 mod common;
 
 use boot_sdk::candle::{DType, Device, Tensor, Var};
-use boot_sdk::nn::functional::{avg_pool2x, upsample_nearest2x};
+use boot_sdk::ops::{avg_pool2x, upsample_nearest2x};
 use common::inputs::{randn, Input};
 use common::*;
 

@@ -1,4 +1,4 @@
-//! `boot_sdk::nn::silu` (one op with a one-op backward, `sdk/src/nn/silu_op.rs`) against candle's own
+//! `boot_sdk::ops::silu` (one op with a one-op backward, `sdk/src/ops/silu_op.rs`) against candle's own
 //! `Tensor::silu` and its autodiff: the output and the gradient of `sum(y * r)` for a random `r`, on inputs
 //! that are contiguous, contiguous with a start offset (a narrowed tensor) and transposed; large `|x|`
 //! (up to 1000, where a naive `exp` overflows) against the definition in f64; a tensor larger than one
@@ -20,7 +20,7 @@
 mod common;
 
 use boot_sdk::candle::{DType, Device, Tensor, Var};
-use boot_sdk::nn::silu;
+use boot_sdk::ops::silu;
 use common::inputs::{randn, Input};
 use common::*;
 

@@ -1,11 +1,11 @@
-//! `boot_sdk::nn::functional::softmax_last_dim` (forward and gradient) against candle's `ops::softmax` +
+//! `boot_sdk::ops::softmax_last_dim` (forward and gradient) against candle's `ops::softmax` +
 //! autodiff in f64 on the CPU, on the same (rounded) inputs. Runs on CUDA with BOOT_TEST_DEVICE=cuda:0 (and
 //! BOOT_TEST_DTYPE=bf16: the output and the gradient each round once).
 
 mod common;
 
 use boot_sdk::candle::{DType, Device, Result, Tensor, Var, D};
-use boot_sdk::nn::functional::softmax_last_dim;
+use boot_sdk::ops::softmax_last_dim;
 use common::{diff, dev, host_f64, test_dtype, tol};
 
 #[test]

@@ -51,7 +51,7 @@ fn teacher_config() -> Box<dyn TeacherConfig> {
 }
 
 fn context() -> TeacherContext {
-    TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir: ".".into(), source_name: "test".into() }
+    TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir: ".".into() }
 }
 
 #[test]
@@ -69,8 +69,7 @@ fn analytic_teacher_outputs() {
 #[test]
 fn analytic_fresh_student_outputs() {
     load_plugin();
-    let teacher_cfg = teacher_config();
-    let teacher = teacher_cfg.build(&context()).unwrap();
+    let teacher = teacher_config().build(&context()).unwrap();
     let student_cfg: Box<dyn StudentConfig> = serde_json::from_value(json!({ "kind": "analytic-unet" })).unwrap();
     let vars = VarMap::new();
     let student = student_cfg
@@ -78,8 +77,9 @@ fn analytic_fresh_student_outputs() {
             vb: SeededVarMap::builder(&vars, 5, DType::F32, &Device::Cpu),
             varmap: &vars,
             teacher: teacher.as_ref(),
-            teacher_config: teacher_cfg.as_ref(),
+            schedule: &boot_core::schedules::CosineSchedule,
             w_conditioned: false,
+            t_min: 0.0,
             t_max: 0.99,
             device: Device::Cpu,
             base_dir: ".".into(),

@@ -61,12 +61,9 @@ impl Guidance for Cfg {
         };
         let f = teacher.denoise(&x2, &times2, &both)?;
         let (f_c, f_n) = (f.narrow(0, 0, b)?, f.narrow(0, b, b)?);
-        let w = Times::column(w, x.device(), f.dtype())?;
+        let w = boot_sdk::times::column(w, f.dtype(), x.device())?;
         let guided = (&f_n + (f_c - &f_n)?.broadcast_mul(&w)?)?;
         self.threshold.apply(&guided)
-    }
-    fn teacher_calls(&self) -> usize {
-        2
     }
 }
 
@@ -86,15 +83,17 @@ pub struct CfgConfig {
     pub threshold: Threshold,
 }
 
-#[typetag::deserialize(name = "cfg")]
-impl GuidanceConfig for CfgConfig {
-    fn build(&self) -> boot_sdk::Result<Box<dyn Guidance>> {
-        let weight = match (self.w, self.w_min, self.w_max) {
-            (Some(w), None, None) => CfgWeight::Fixed(w),
-            (None, Some(min), Some(max)) if min <= max => CfgWeight::Uniform { min, max },
-            (None, Some(_), Some(_)) => return input_error("", "guidance.w_min", "must not exceed guidance.w_max"),
-            _ => return input_error("", "guidance", "cfg needs either `w` or both `w_min` and `w_max`"),
-        };
-        Ok(Box::new(Cfg { weight, threshold: self.threshold }))
+boot_sdk::register! {
+    guidance "cfg" => "classifier-free guidance, fixed w or per-sample w in [w_min, w_max]";
+    impl GuidanceConfig for CfgConfig {
+        fn build(&self) -> boot_sdk::Result<Box<dyn Guidance>> {
+            let weight = match (self.w, self.w_min, self.w_max) {
+                (Some(w), None, None) => CfgWeight::Fixed(w),
+                (None, Some(min), Some(max)) if min <= max => CfgWeight::Uniform { min, max },
+                (None, Some(_), Some(_)) => return input_error("", "guidance.w_min", "must not exceed guidance.w_max"),
+                _ => return input_error("", "guidance", "cfg needs either `w` or both `w_min` and `w_max`"),
+            };
+            Ok(Box::new(Cfg { weight, threshold: self.threshold }))
+        }
     }
 }

@@ -22,9 +22,6 @@ impl Guidance for NoGuidance {
     fn denoise(&self, teacher: &dyn Teacher, x: &Tensor, times: &Times, cond: &Cond, _w: Option<&[f64]>) -> boot_sdk::Result<Tensor> {
         self.threshold.apply(&teacher.denoise(x, times, cond)?)
     }
-    fn teacher_calls(&self) -> usize {
-        1
-    }
 }
 
 /// `[guidance] kind = "none"`, with optional `threshold = { kind = "clip" }` or
@@ -37,9 +34,11 @@ pub struct NoGuidanceConfig {
     pub threshold: Threshold,
 }
 
-#[typetag::deserialize(name = "none")]
-impl GuidanceConfig for NoGuidanceConfig {
-    fn build(&self) -> boot_sdk::Result<Box<dyn Guidance>> {
-        Ok(Box::new(NoGuidance { threshold: self.threshold }))
+boot_sdk::register! {
+    guidance "none" => "the teacher's conditional prediction, optionally thresholded";
+    impl GuidanceConfig for NoGuidanceConfig {
+        fn build(&self) -> boot_sdk::Result<Box<dyn Guidance>> {
+            Ok(Box::new(NoGuidance { threshold: self.threshold }))
+        }
     }
 }

@@ -29,9 +29,11 @@ impl NoiseSchedule for CosineSchedule {
 #[serde(deny_unknown_fields)]
 pub struct CosineScheduleConfig {}
 
-#[typetag::deserialize(name = "cosine")]
-impl ScheduleConfig for CosineScheduleConfig {
-    fn build(&self) -> boot_sdk::Result<Arc<dyn NoiseSchedule>> {
-        Ok(Arc::new(CosineSchedule))
+boot_sdk::register! {
+    schedule "cosine" => "alpha = cos(pi t / 2), sigma = sin(pi t / 2)";
+    impl ScheduleConfig for CosineScheduleConfig {
+        fn build(&self) -> boot_sdk::Result<Arc<dyn NoiseSchedule>> {
+            Ok(Arc::new(CosineSchedule))
+        }
     }
 }

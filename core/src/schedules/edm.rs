@@ -69,11 +69,13 @@ impl EdmScheduleConfig {
     }
 }
 
-#[typetag::deserialize(name = "edm")]
-impl ScheduleConfig for EdmScheduleConfig {
-    fn build(&self) -> boot_sdk::Result<Arc<dyn NoiseSchedule>> {
-        anyhow::ensure!(0.0 < self.sigma_min && self.sigma_min < self.sigma_max, "schedule: need 0 < sigma_min < sigma_max");
-        anyhow::ensure!(self.rho > 0.0, "schedule: rho must be positive");
-        Ok(Arc::new(EdmSchedule { sigma_min: self.sigma_min, sigma_max: self.sigma_max, rho: self.rho }))
+boot_sdk::register! {
+    schedule "edm" => "EDM's rho-spaced sigmas mapped to VP";
+    impl ScheduleConfig for EdmScheduleConfig {
+        fn build(&self) -> boot_sdk::Result<Arc<dyn NoiseSchedule>> {
+            anyhow::ensure!(0.0 < self.sigma_min && self.sigma_min < self.sigma_max, "schedule: need 0 < sigma_min < sigma_max");
+            anyhow::ensure!(self.rho > 0.0, "schedule: rho must be positive");
+            Ok(Arc::new(EdmSchedule { sigma_min: self.sigma_min, sigma_max: self.sigma_max, rho: self.rho }))
+        }
     }
 }

@@ -5,5 +5,6 @@ mod discrete;
 mod edm;
 
 pub use cosine::{CosineSchedule, CosineScheduleConfig};
-pub use discrete::{DiscreteSchedule, LinearScheduleConfig, ScaledLinearScheduleConfig};
+pub use boot_sdk::BetaSchedule;
+pub use discrete::{LinearScheduleConfig, ScaledLinearScheduleConfig};
 pub use edm::{EdmSchedule, EdmScheduleConfig};

@@ -14,9 +14,6 @@ impl Solver for Euler {
         let f_t = denoise(&t.noisy(y_t, eps)?, t)?;
         signal_step(y_t, &f_t, &signal_step_sizes(t, s))
     }
-    fn teacher_calls(&self) -> usize {
-        1
-    }
 }
 
 /// `[solver] kind = "euler"` (no fields).
@@ -24,9 +21,11 @@ impl Solver for Euler {
 #[serde(deny_unknown_fields)]
 pub struct EulerConfig {}
 
-#[typetag::deserialize(name = "euler")]
-impl SolverConfig for EulerConfig {
-    fn build(&self) -> boot_sdk::Result<Box<dyn Solver>> {
-        Ok(Box::new(Euler))
+boot_sdk::register! {
+    solver "euler" => "one DDIM step in signal space (Eq. 4)";
+    impl SolverConfig for EulerConfig {
+        fn build(&self) -> boot_sdk::Result<Box<dyn Solver>> {
+            Ok(Box::new(Euler))
+        }
     }
 }

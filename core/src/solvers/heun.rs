@@ -18,11 +18,8 @@ impl Solver for Heun {
         let f_s = denoise(&s.noisy(&y_pred, eps)?, s)?;
         let slope = ((f_t - y_t)? + (f_s - &y_pred)?)?;
         let half: Vec<f64> = h.iter().map(|h| 0.5 * h).collect();
-        let half = Times::column(&half, y_t.device(), y_t.dtype())?;
+        let half = boot_sdk::times::column(&half, y_t.dtype(), y_t.device())?;
         Ok((y_t + slope.broadcast_mul(&half)?)?)
-    }
-    fn teacher_calls(&self) -> usize {
-        2
     }
 }
 
@@ -31,9 +28,11 @@ impl Solver for Heun {
 #[serde(deny_unknown_fields)]
 pub struct HeunConfig {}
 
-#[typetag::deserialize(name = "heun")]
-impl SolverConfig for HeunConfig {
-    fn build(&self) -> boot_sdk::Result<Box<dyn Solver>> {
-        Ok(Box::new(Heun))
+boot_sdk::register! {
+    solver "heun" => "Heun's method on the signal ODE (Eq. 15)";
+    impl SolverConfig for HeunConfig {
+        fn build(&self) -> boot_sdk::Result<Box<dyn Solver>> {
+            Ok(Box::new(Heun))
+        }
     }
 }

@@ -21,10 +21,4 @@ pub use mixture::Mixture;
 pub use student::{AnalyticUnet, AnalyticUnetConfig};
 pub use teacher::{AnalyticTeacher, AnalyticTeacherConfig};
 
-/// Names what the plugin adds; the components themselves are selected through their typetag-registered configs.
-fn register(r: &mut boot_sdk::plugin::Registrar) {
-    r.teacher("analytic", "exact denoiser and density of a Gaussian mixture (built-in procedural images or a safetensors file), optionally class-conditional");
-    r.student("analytic-unet", "small channels-last UNet with a global bottleneck MLP, trained from scratch, conditioned on t, class and w");
-}
-
-boot_sdk::declare_plugin!("analytic", register);
+boot_sdk::declare_plugin!("analytic");

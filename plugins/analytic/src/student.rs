@@ -82,10 +82,12 @@ impl AnalyticUnetConfig {
     }
 }
 
-#[typetag::deserialize(name = "analytic-unet")]
-impl StudentConfig for AnalyticUnetConfig {
-    fn build(&self, ctx: &StudentContext) -> boot_sdk::Result<Box<dyn Student>> {
-        Ok(Box::new(AnalyticUnet::new(self, ctx)?))
+boot_sdk::register! {
+    student "analytic-unet" => "small channels-last UNet with a global bottleneck MLP, trained from scratch, conditioned on t, class and w";
+    impl StudentConfig for AnalyticUnetConfig {
+        fn build(&self, ctx: &StudentContext) -> boot_sdk::Result<Box<dyn Student>> {
+            Ok(Box::new(AnalyticUnet::new(self, ctx)?))
+        }
     }
 }
 
@@ -293,21 +295,21 @@ mod tests {
     use boot_sdk::{Teacher, TeacherConfig};
     use std::sync::Arc;
 
-    fn teacher() -> boot_sdk::Result<(Box<dyn TeacherConfig>, Arc<dyn Teacher>)> {
+    fn teacher() -> boot_sdk::Result<Arc<dyn Teacher>> {
         let cfg: Box<dyn TeacherConfig> = boot_sdk::serde_json::from_str(r#"{"kind": "analytic"}"#)?;
-        let teacher = cfg.build(&teacher_ctx(std::env::temp_dir()))?;
-        Ok((cfg, teacher))
+        cfg.build(&teacher_ctx(std::env::temp_dir()))
     }
 
     fn student(json: &str, varmap: &VarMap, w_conditioned: bool) -> boot_sdk::Result<Box<dyn Student>> {
-        let (tcfg, teacher) = teacher()?;
+        let teacher = teacher()?;
         let cfg: Box<dyn StudentConfig> = boot_sdk::serde_json::from_str(json)?;
         let net = cfg.build(&StudentContext {
             vb: VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
             varmap,
             teacher: teacher.as_ref(),
-            teacher_config: tcfg.as_ref(),
+            schedule: &crate::testing::Cosine,
             w_conditioned,
+            t_min: 0.0,
             t_max: 0.999,
             device: Device::Cpu,
             base_dir: std::env::temp_dir(),
@@ -423,7 +425,7 @@ mod tests {
     #[ignore = "training, run by hand"]
     fn learns_the_ode_endpoint_map() -> boot_sdk::Result<()> {
         use boot_sdk::candle_nn::{AdamW, Optimizer, ParamsAdamW};
-        let (_, teacher) = teacher()?;
+        let teacher = teacher()?;
         let shape = [3usize, 16, 16];
         let t_min = 0.002;
         // Teacher ODE endpoints y(eps, t_min) for `n` noises drawn from `seed`.

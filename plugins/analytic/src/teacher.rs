@@ -51,37 +51,33 @@ pub struct AnalyticTeacherConfig {
     pub labels: Option<Vec<u32>>,
 }
 
-#[typetag::deserialize(name = "analytic")]
-impl TeacherConfig for AnalyticTeacherConfig {
-    fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
-        let mixture = match &self.mixture {
-            Some(path) => {
-                let builtin_only = [
-                    ("components", self.components.is_some()),
-                    ("channels", self.channels.is_some()),
-                    ("size", self.size.is_some()),
-                    ("std", self.std.is_some()),
-                    ("num_classes", self.num_classes.is_some()),
-                    ("seed", self.seed.is_some()),
-                ];
-                if let Some((key, _)) = builtin_only.iter().find(|(_, set)| *set) {
-                    return Err(InputError::new(
-                        &ctx.source_name,
-                        format!("teacher.{key}"),
-                        "describes the built-in mixture, but teacher.mixture names a file; remove one of them",
-                    )
-                    .into());
+boot_sdk::register! {
+    teacher "analytic" => "exact denoiser and density of a Gaussian mixture (built-in procedural images or a safetensors file), optionally class-conditional";
+    impl TeacherConfig for AnalyticTeacherConfig {
+        fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
+            let mixture = match &self.mixture {
+                Some(path) => {
+                    let builtin_only = [
+                        ("components", self.components.is_some()),
+                        ("channels", self.channels.is_some()),
+                        ("size", self.size.is_some()),
+                        ("std", self.std.is_some()),
+                        ("num_classes", self.num_classes.is_some()),
+                        ("seed", self.seed.is_some()),
+                    ];
+                    if let Some((key, _)) = builtin_only.iter().find(|(_, set)| *set) {
+                        return Err(InputError::config(format!("teacher.{key}"),
+                            "describes the built-in mixture, but teacher.mixture names a file; remove one of them",
+                        )
+                        .into());
+                    }
+                    Mixture::from_safetensors(&ctx.base_dir.join(path), &ctx.device)?
                 }
-                Mixture::from_safetensors(&ctx.base_dir.join(path), &ctx.device)?
-            }
-            None => self.builtin(ctx)?,
-        };
-        let labels = self.label_pool(&mixture, &ctx.source_name)?;
-        Ok(Arc::new(AnalyticTeacher { mixture, labels }))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
+                None => self.builtin(ctx)?,
+            };
+            let labels = self.label_pool(&mixture)?;
+            Ok(Arc::new(AnalyticTeacher { mixture, labels }))
+        }
     }
 }
 
@@ -90,7 +86,7 @@ impl AnalyticTeacherConfig {
     fn builtin(&self, ctx: &TeacherContext) -> boot_sdk::Result<Mixture> {
         let positive = |key: &str, v: Option<usize>, default: usize| -> boot_sdk::Result<usize> {
             match v.unwrap_or(default) {
-                0 => Err(InputError::new(&ctx.source_name, format!("teacher.{key}"), "must be at least 1, found 0").into()),
+                0 => Err(InputError::config(format!("teacher.{key}"), "must be at least 1, found 0").into()),
                 n => Ok(n),
             }
         };
@@ -99,9 +95,7 @@ impl AnalyticTeacherConfig {
         let size = positive("size", self.size, DEFAULT_SIZE)?;
         let num_classes = self.num_classes.unwrap_or(DEFAULT_CLASSES.min(k));
         if num_classes > k {
-            return Err(InputError::new(
-                &ctx.source_name,
-                "teacher.num_classes",
+            return Err(InputError::config("teacher.num_classes",
                 format!("{num_classes} classes need at least as many components, found teacher.components = {k}"),
             )
             .into());
@@ -115,13 +109,13 @@ impl AnalyticTeacherConfig {
                     "classes" => "teacher.num_classes",
                     _ => "teacher.components",
                 };
-                InputError::new(&ctx.source_name, key, e.message).into()
+                InputError::config(key, e.message).into()
             })
     }
 
     /// The labels `sample_cond` draws from: `labels` checked against the mixture's classes, or every class.
-    fn label_pool(&self, mixture: &Mixture, source: &str) -> boot_sdk::Result<Vec<u32>> {
-        let err = |message: String| -> boot_sdk::Result<Vec<u32>> { Err(InputError::new(source, "teacher.labels", message).into()) };
+    fn label_pool(&self, mixture: &Mixture) -> boot_sdk::Result<Vec<u32>> {
+        let err = |message: String| -> boot_sdk::Result<Vec<u32>> { Err(InputError::config("teacher.labels", message).into()) };
         match (&self.labels, mixture.num_classes()) {
             (None, None) => Ok(Vec::new()),
             (None, Some(n)) => Ok((0..n as u32).collect()),
@@ -219,7 +213,8 @@ mod tests {
     }
 
     fn build(json: &str) -> boot_sdk::Result<Arc<dyn Teacher>> {
-        parse(json)?.build(&teacher_ctx(std::env::temp_dir()))
+        // As the host reports it: config errors named after the run's file.
+        parse(json)?.build(&teacher_ctx(std::env::temp_dir())).map_err(|e| boot_sdk::error::name_config_source(e, "run.toml"))
     }
 
     /// The input error of building the teacher of `json`, checked to name `run.toml` and `key`.

@@ -35,7 +35,7 @@ impl Drop for TempDir {
     }
 }
 
-/// A CPU teacher context with relative paths under `base_dir`, from a config named `run.toml`.
+/// A CPU teacher context with relative paths under `base_dir`.
 pub fn teacher_ctx(base_dir: PathBuf) -> TeacherContext {
-    TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir, source_name: "run.toml".into() }
+    TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir }
 }

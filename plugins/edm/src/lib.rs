@@ -1,33 +1,18 @@
-//! EDM plugin: NVIDIA's EDM networks (`SongUNet` for DDPM++/NCSN++, `DhariwalUNet` for ADM) and
-//! preconditioners (`EDMPrecond`, `VPPrecond`, `VEPrecond`) as a boot teacher (`kind = "edm"`), EDM's Heun
-//! sampler, and a BOOT student initialised from the teacher (`kind = "edm-student"`).
+//! EDM plugin: NVIDIA's EDM networks (`SongUNet` for DDPM++/NCSN++, `DhariwalUNet` for ADM) with their
+//! preconditioners (`EDMPrecond`, `VPPrecond`, `VEPrecond`) as a boot teacher (`kind = "edm"`), and a BOOT
+//! student initialised from the teacher (`kind = "edm-student"`, the plugin kit's teacher-initialised
+//! student over [`EdmBackbone`]).
 //!
 //! Checkpoints: NVIDIA's `network-snapshot-*.pkl` files hold pickled Python objects; convert them once with
 //! `scripts/convert_edm_pkl.py` into a `.safetensors` state dict plus a `.json` description
-//! (see [`config`]). The layers come from [`boot_sdk::nn`]; the networks reproduce the official float32
-//! computation (parity tests against reference outputs in `tests/`).
+//! (see [`boot_models::edm::config`]). The networks, the preconditioners and EDM's Heun sampler are
+//! [`boot_models::edm`], checked against the official outputs there (`models/tests/edm_*.rs`).
 
-pub mod config;
-pub mod denoiser;
-pub mod dhariwal_unet;
-pub mod network;
-pub mod precond;
-pub mod sampler;
-pub mod song_unet;
 pub mod student;
 pub mod teacher;
 
-pub use config::{ArchConfig, DhariwalUNetConfig, NetworkSpec, PrecondConfig, SongUNetConfig};
-pub use denoiser::EdmDenoiser;
-pub use network::EdmNetwork;
-pub use precond::Precond;
-pub use sampler::{edm_sampler, edm_time_steps, HeunConfig};
-pub use student::{EdmStudent, EdmStudentConfig};
-pub use teacher::{EdmTeacher, EdmTeacherConfig, Labels};
+pub use boot_kit::Labels;
+pub use student::{EdmBackbone, EdmStudent, EdmStudentConfig};
+pub use teacher::{EdmTeacher, EdmTeacherConfig};
 
-fn register(r: &mut boot_sdk::plugin::Registrar) {
-    r.teacher("edm", "NVIDIA EDM network (SongUNet / DhariwalUNet with EDM, VP or VE preconditioning) from a converted checkpoint");
-    r.student("edm-student", "the EDM teacher's backbone with zero-initialised target-time (and w) embeddings, initialised from the teacher");
-}
-
-boot_sdk::declare_plugin!("edm", register);
+boot_sdk::declare_plugin!("edm");

@@ -20,13 +20,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::nn::one_hot_labels;
-use boot_sdk::rand::Rng;
+use boot_models::one_hot_labels;
 use boot_sdk::{Cond, CondSpec, InputError, Teacher, TeacherConfig, TeacherContext, Times};
+use boot_kit::Labels;
 use serde::Deserialize;
 
-use crate::config::{NetworkSpec, PrecondConfig};
-use crate::denoiser::EdmDenoiser;
+use boot_models::edm::{NetworkSpec, PrecondConfig};
+use boot_models::edm::EdmDenoiser;
 
 /// Preconditioning kinds, as named in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -57,32 +57,6 @@ impl PrecondKind {
     }
 }
 
-/// Named label policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LabelMode {
-    /// Every class equally likely.
-    Uniform,
-    /// Always the null (all-zero, unconditional) label.
-    Null,
-}
-
-/// Which class labels the teacher draws for its "context dataset" (class-conditional nets only).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum Labels {
-    /// `"uniform"` or `"null"`.
-    Mode(LabelMode),
-    /// A fixed list: each sample's class is drawn uniformly from it.
-    List(Vec<u32>),
-}
-
-impl Default for Labels {
-    fn default() -> Self {
-        Labels::Mode(LabelMode::Uniform)
-    }
-}
-
 /// `[teacher] kind = "edm"`: a converted NVIDIA EDM checkpoint.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +77,7 @@ pub struct EdmTeacherConfig {
 impl EdmTeacherConfig {
     /// Builds the teacher (also usable without the typetag registry).
     pub fn build_teacher(&self, ctx: &TeacherContext) -> boot_sdk::Result<EdmTeacher> {
-        let cfg_err = |key: &str, msg: String| -> boot_sdk::anyhow::Error { InputError::new("", key, msg).into() };
+        let cfg_err = |key: &str, msg: String| -> boot_sdk::anyhow::Error { InputError::config(key, msg).into() };
         let checkpoint = ctx.base_dir.join(&self.checkpoint);
         let network = match &self.network {
             Some(p) => ctx.base_dir.join(p),
@@ -127,30 +101,18 @@ impl EdmTeacherConfig {
             }
         };
         let label_dim = spec.arch.label_dim();
-        if let Labels::List(list) = &self.labels {
-            if label_dim == 0 {
-                return Err(cfg_err("teacher.labels", "the network is unconditional (label_dim 0)".into()));
-            }
-            if list.is_empty() {
-                return Err(cfg_err("teacher.labels", "the list is empty".into()));
-            }
-            if let Some(bad) = list.iter().find(|&&c| c as usize >= label_dim) {
-                return Err(cfg_err("teacher.labels", format!("class {bad} out of range (the network has {label_dim} classes)")));
-            }
-        }
+        self.labels.check((label_dim > 0).then_some(label_dim))?;
         let (denoiser, weights) = EdmDenoiser::load(&checkpoint, &spec, precond, ctx.dtype, &ctx.device)?;
         Ok(EdmTeacher { denoiser, weights: Arc::new(weights), labels: self.labels.clone(), dtype: ctx.dtype, device: ctx.device.clone() })
     }
 }
 
-#[typetag::deserialize(name = "edm")]
-impl TeacherConfig for EdmTeacherConfig {
-    fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
-        Ok(Arc::new(self.build_teacher(ctx)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
+boot_sdk::register! {
+    teacher "edm" => "NVIDIA EDM network (SongUNet / DhariwalUNet with EDM, VP or VE preconditioning) from a converted checkpoint";
+    impl TeacherConfig for EdmTeacherConfig {
+        fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
+            Ok(Arc::new(self.build_teacher(ctx)?))
+        }
     }
 }
 
@@ -211,11 +173,6 @@ impl EdmTeacher {
 /// Smallest EDM sigma the teacher evaluates (see [`EdmTeacher`]'s `denoise`).
 pub const SIGMA_FLOOR: f64 = 1e-10;
 
-/// `[n, 1, 1, 1]` column in `dtype`, built from `f64` without an `f32` detour.
-pub(crate) fn column(values: &[f64], dtype: DType, device: &Device) -> boot_sdk::candle::Result<Tensor> {
-    Tensor::from_vec(values.to_vec(), (values.len(), 1, 1, 1), device)?.to_dtype(dtype)
-}
-
 impl Teacher for EdmTeacher {
     fn sample_shape(&self) -> [usize; 3] {
         self.denoiser.sample_shape()
@@ -235,28 +192,14 @@ impl Teacher for EdmTeacher {
         // a floor of 1e-10 gives D = x + O(1e-10), the exact limit. Positive sigmas are untouched.
         let sigma: Vec<f64> = times.sigma.iter().zip(&times.alpha).map(|(s, a)| (s / a).max(SIGMA_FLOOR)).collect();
         let inv_alpha: Vec<f64> = times.alpha.iter().map(|a| 1.0 / a).collect();
-        let x = x_t.broadcast_mul(&column(&inv_alpha, x_t.dtype(), x_t.device())?)?;
+        let x = x_t.broadcast_mul(&boot_sdk::times::column(&inv_alpha, x_t.dtype(), x_t.device())?)?;
         let labels = self.label_tensor(cond, n)?;
         Ok(self.denoiser.forward(&x, &sigma, labels.as_ref(), None)?)
     }
 
     fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
         let l = self.denoiser.label_dim();
-        if l == 0 {
-            return Ok(Cond::none());
-        }
-        let labels = seeds
-            .iter()
-            .map(|&s| {
-                let mut rng = boot_sdk::rng::rng_for(s);
-                match &self.labels {
-                    Labels::Mode(LabelMode::Uniform) => Some(rng.random_range(0..l as u32)),
-                    Labels::Mode(LabelMode::Null) => None,
-                    Labels::List(list) => Some(list[rng.random_range(0..list.len())]),
-                }
-            })
-            .collect();
-        Ok(Cond::classes(labels))
+        Ok(self.labels.draw(seeds, (l > 0).then_some(l)))
     }
 
     fn as_any(&self) -> &dyn Any {

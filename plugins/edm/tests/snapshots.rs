@@ -9,12 +9,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use boot_plugin_edm::NetworkSpec;
+use boot_models::edm::NetworkSpec;
+// Links the plugin: its typetag registrations are the `kind = "edm"` / `"edm-student"` configs built below.
+use boot_plugin_edm as _;
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::candle_nn::{VarBuilder, VarMap};
+use boot_kit::testing::{build_student, StudentSetup};
 use boot_sdk::rng::{normal, sample_seeds, Stream};
 use boot_sdk::serde_json::{self, json, Value};
-use boot_sdk::{Cond, Student, StudentConfig, StudentContext, Teacher, TeacherConfig, TeacherContext, Times};
+use boot_sdk::{Cond, Student, StudentConfig, Teacher, TeacherConfig, TeacherContext, Times};
 
 const SONG: &str = "edmprecond_songunet_ddpmpp";
 const ADM: &str = "edmprecond_dhariwalunet_adm";
@@ -22,7 +24,7 @@ const ADM: &str = "edmprecond_dhariwalunet_adm";
 const T: [f64; 4] = [1.0, 0.7, 0.4, 0.1];
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models").join("tests").join("fixtures").join("edm")
 }
 
 /// Mean, std, min, max and the first values, rounded to 4 decimals.
@@ -44,6 +46,19 @@ fn summary(t: &Tensor) -> Value {
 
 /// Core's `edm` schedule (defaults) at `t`, as the VP times a run passes: `alpha = 1 / sqrt(1 + s^2)`,
 /// `sigma = s alpha`, `lambda = ln s` with `s = (smin^(1/rho) + t (smax^(1/rho) - smin^(1/rho)))^rho`.
+/// EDM's rho-spaced sigmas (0.002 to 80, rho 7) as a VP schedule, the times of [`edm_times`].
+#[derive(Debug)]
+struct EdmSigmas;
+
+impl boot_sdk::NoiseSchedule for EdmSigmas {
+    fn alpha(&self, t: f64) -> f64 {
+        edm_times(&[t]).alpha[0]
+    }
+    fn sigma(&self, t: f64) -> f64 {
+        edm_times(&[t]).sigma[0]
+    }
+}
+
 fn edm_times(t: &[f64]) -> Times {
     let (a, b, rho) = (0.002f64.powf(1.0 / 7.0), 80f64.powf(1.0 / 7.0), 7.0);
     let s: Vec<f64> = t.iter().map(|t| (a + t * (b - a)).powf(rho)).collect();
@@ -73,28 +88,17 @@ fn teacher(name: &str) -> (Box<dyn TeacherConfig>, Arc<dyn Teacher>) {
     let spec = NetworkSpec::from_json_file(&fixtures().join(format!("{name}.config.json"))).expect("network description");
     assert_eq!(spec.precond.map(|p| p.class_name()), Some("EDMPrecond"));
     let cfg = teacher_config(name);
-    let ctx = TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir: fixtures(), source_name: "snapshots".into() };
+    let ctx = TeacherContext { device: Device::Cpu, dtype: DType::F32, base_dir: fixtures() };
     let t = cfg.build(&ctx).expect("edm teacher");
     assert_eq!(t.sample_shape(), spec.arch.input_shape());
     (cfg, t)
 }
 
 fn fresh_student(name: &str) -> (Arc<dyn Teacher>, Box<dyn Student>) {
-    let (cfg, teacher) = teacher(name);
-    let varmap = VarMap::new();
+    let (_, teacher) = teacher(name);
     let student_cfg: Box<dyn StudentConfig> = serde_json::from_value(json!({ "kind": "edm-student", "sigma_max": 80.0 })).unwrap();
-    let student = student_cfg
-        .build(&StudentContext {
-            vb: VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu).pp("student"),
-            varmap: &varmap,
-            teacher: teacher.as_ref(),
-            teacher_config: cfg.as_ref(),
-            w_conditioned: false,
-            t_max: 1.0,
-            device: Device::Cpu,
-            base_dir: fixtures(),
-        })
-        .expect("edm student");
+    let setup = StudentSetup { t_max: 1.0, prefix: Some("student".into()), base_dir: fixtures(), ..StudentSetup::default() };
+    let student = build_student(student_cfg.as_ref(), teacher.as_ref(), &EdmSigmas, &setup).expect("edm student").student;
     (teacher, student)
 }
 

@@ -10,17 +10,19 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use boot_plugin_edm::config::NetworkSpec;
-use boot_plugin_edm::student::is_buffer;
-use boot_plugin_edm::{EdmDenoiser, EdmStudentConfig, EdmTeacher, PrecondConfig};
+use boot_models::edm::NetworkSpec;
+use boot_models::edm::is_buffer;
+use boot_models::edm::{EdmDenoiser, PrecondConfig};
+use boot_plugin_edm::{EdmStudentConfig, EdmTeacher};
 use boot_sdk::candle::{DType, Device, Tensor};
+use boot_kit::testing::{build_student as build_student_with, BuiltStudent, StudentSetup};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
 use boot_sdk::serde_json::{self, json};
 use boot_sdk::{Cond, InputError, Student, StudentContext, Teacher, TeacherConfig, TeacherContext, Times};
 use common::*;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models").join("tests").join("fixtures").join("edm")
 }
 
 fn io(name: &str) -> HashMap<String, Tensor> {
@@ -28,7 +30,7 @@ fn io(name: &str) -> HashMap<String, Tensor> {
 }
 
 fn ctx() -> TeacherContext {
-    TeacherContext { device: test_device(), dtype: test_dtype(), base_dir: fixtures(), source_name: "test.toml".into() }
+    TeacherContext { device: test_device(), dtype: test_dtype(), base_dir: fixtures() }
 }
 
 fn teacher_config(name: &str, extra: serde_json::Value) -> Box<dyn TeacherConfig> {
@@ -58,6 +60,19 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 /// VP times whose EDM sigma (`sigma_t / alpha_t`) is `s`.
+/// A run schedule whose EDM sigma grows linearly to 80 at `t = 1` (the students here use `t_max = 1`).
+#[derive(Debug)]
+struct ToSigma80;
+
+impl boot_sdk::NoiseSchedule for ToSigma80 {
+    fn alpha(&self, t: f64) -> f64 {
+        vp_times(&[80.0 * t]).alpha[0]
+    }
+    fn sigma(&self, t: f64) -> f64 {
+        vp_times(&[80.0 * t]).sigma[0]
+    }
+}
+
 fn vp_times(edm_sigma: &[f64]) -> Times {
     let alpha: Vec<f64> = edm_sigma.iter().map(|s| 1.0 / (1.0 + s * s).sqrt()).collect();
     let sigma: Vec<f64> = edm_sigma.iter().zip(&alpha).map(|(s, a)| s * a).collect();
@@ -194,25 +209,9 @@ struct Built {
 fn build_student(name: &str, w_conditioned: bool, prefix: Option<&str>) -> Built {
     let cfg = teacher_config(name, json!({}));
     let teacher = cfg.build(&ctx()).expect("teacher");
-    let varmap = VarMap::new();
-    let root = VarBuilder::from_varmap(&varmap, DType::F32, &test_device());
-    let vb = match prefix {
-        Some(p) => root.pp(p),
-        None => root,
-    };
-    let sctx = StudentContext {
-        vb,
-        varmap: &varmap,
-        teacher: teacher.as_ref(),
-        teacher_config: cfg.as_ref(),
-        w_conditioned,
-        t_max: 1.0,
-        device: test_device(),
-        base_dir: fixtures(),
-    };
     let scfg: Box<dyn boot_sdk::StudentConfig> = serde_json::from_value(json!({ "kind": "edm-student" })).expect("student config");
-    let student = scfg.build(&sctx).expect("student");
-    drop(sctx);
+    let setup = StudentSetup { w_conditioned, t_max: 1.0, prefix: prefix.map(str::to_string), device: test_device(), base_dir: fixtures(), ..StudentSetup::default() };
+    let BuiltStudent { student, varmap } = build_student_with(scfg.as_ref(), teacher.as_ref(), &ToSigma80, &setup).expect("student");
     Built { teacher, student, varmap }
 }
 
@@ -292,14 +291,14 @@ fn student_config_errors() {
             self
         }
     }
-    let cfg = teacher_config("edmprecond_songunet_ddpmpp", json!({}));
     let varmap = VarMap::new();
     let sctx = StudentContext {
         vb: VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         varmap: &varmap,
         teacher: &Other,
-        teacher_config: cfg.as_ref(),
+        schedule: &ToSigma80,
         w_conditioned: false,
+        t_min: 0.0,
         t_max: 1.0,
         device: Device::Cpu,
         base_dir: fixtures(),

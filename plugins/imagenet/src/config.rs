@@ -25,19 +25,28 @@
 
 use std::path::PathBuf;
 
-use boot_sdk::nn::adm::UNetModelConfig;
-use boot_sdk::nn::beta_schedule::BetaSchedule;
-use boot_sdk::InputError;
+use boot_models::adm::UNetModelConfig;
+pub use boot_kit::{LabelMode, Labels};
+use boot_sdk::{BetaSchedule, InputError};
 use serde::Deserialize;
 
-/// What the network's first `in_channels` output channels predict.
+/// What the network's first `in_channels` output channels predict (guided-diffusion has no v-prediction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Prediction {
-    /// The noise `eps` (openai's released models); the teacher returns `(x_t - sigma eps) / alpha`.
+    /// The noise `eps` (openai's released models).
     Eps,
     /// The signal `x0` (BOOT's own ImageNet teacher, paper Table 3).
     X0,
+}
+
+impl From<Prediction> for boot_kit::Prediction {
+    fn from(p: Prediction) -> Self {
+        match p {
+            Prediction::Eps => boot_kit::Prediction::Eps,
+            Prediction::X0 => boot_kit::Prediction::X0,
+        }
+    }
 }
 
 /// How the null label of classifier-free guidance is fed to a class-conditional network.
@@ -53,30 +62,6 @@ pub enum NullClass {
     /// The network was trained with label dropout into one extra embedding row: `label_emb` has
     /// `num_classes + 1` rows and row `num_classes` is the null class.
     ExtraRow,
-}
-
-/// Named label policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LabelMode {
-    /// Every class equally likely.
-    Uniform,
-}
-
-/// Which class labels the teacher draws for its "context dataset" (class-conditional nets only).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum Labels {
-    /// `"uniform"` over `0..num_classes`.
-    Mode(LabelMode),
-    /// A fixed list: each sample's class is drawn uniformly from it.
-    List(Vec<u32>),
-}
-
-impl Default for Labels {
-    fn default() -> Self {
-        Labels::Mode(LabelMode::Uniform)
-    }
 }
 
 /// guided-diffusion's beta schedules (`--noise_schedule`).
@@ -286,14 +271,6 @@ impl AdmTeacherConfig {
 
     /// Checks the label settings against the model.
     pub fn check_labels(&self) -> boot_sdk::Result<()> {
-        match &self.labels {
-            Labels::List(_) if !self.class_cond => Err(err("labels", "the model is unconditional (class_cond = false)".into())),
-            Labels::List(list) if list.is_empty() => Err(err("labels", "the list is empty".into())),
-            Labels::List(list) => match list.iter().find(|&&c| c as usize >= self.num_classes) {
-                Some(bad) => Err(err("labels", format!("class {bad} out of range (the model has {} classes)", self.num_classes))),
-                None => Ok(()),
-            },
-            Labels::Mode(LabelMode::Uniform) => Ok(()),
-        }
+        self.labels.check(self.class_cond.then_some(self.num_classes))
     }
 }

@@ -1,34 +1,33 @@
-//! An ADM network seen as a signal predictor at the teacher's own (fractional) timesteps: label handling
-//! (including the null class), the timestep input, and the eps -> x0 conversion with the network's own
-//! `alpha` / `sigma`. Shared by the teacher and the student.
+//! An ADM network seen as a signal predictor at the teacher's own (fractional) timesteps: guided-diffusion's
+//! label handling (including the null class) around the plugin kit's discrete-time denoiser
+//! (`kit/src/discrete.rs`: timestep of `lambda`, eps / x0 / v conversion, learned variance split off).
+//! Shared by the teacher and the student.
 
 use std::sync::Arc;
 
+use boot_kit::{DiscreteDenoiser, Prediction};
 use boot_sdk::candle::{DType, Tensor};
-use boot_sdk::nn::adm::UNetModel;
-use boot_sdk::nn::beta_schedule::BetaSchedule;
-use boot_sdk::{Cond, InputError};
+use boot_models::adm::UNetModel;
+use boot_sdk::{BetaSchedule, Cond, InputError};
 
-use crate::config::{NullClass, Prediction};
+use crate::config::NullClass;
 
 /// A guided-diffusion `UNetModel` with the schedule and conventions it was trained with.
 #[derive(Debug, Clone)]
 pub struct AdmDenoiser {
     unet: UNetModel,
-    schedule: Arc<BetaSchedule>,
-    prediction: Prediction,
+    discrete: DiscreteDenoiser,
     null_class: NullClass,
     /// Real classes (without a null row); `None` for an unconditional net.
     num_classes: Option<usize>,
-    /// Factor from the schedule's timestep to the network's input (`1000 / N` with `rescale_timesteps`).
-    timestep_scale: f64,
 }
 
 impl AdmDenoiser {
-    /// Wraps `unet`, trained with `schedule` to predict `prediction`.
+    /// Wraps `unet`, trained with `schedule` to predict `prediction`; with `rescale_timesteps` the network
+    /// sees timesteps scaled to `1000 / N`.
     pub fn new(unet: UNetModel, schedule: Arc<BetaSchedule>, prediction: Prediction, null_class: NullClass, num_classes: Option<usize>, rescale_timesteps: bool) -> Self {
-        let timestep_scale = if rescale_timesteps { 1000.0 / schedule.num_timesteps() as f64 } else { 1.0 };
-        Self { unet, schedule, prediction, null_class, num_classes, timestep_scale }
+        let scale = if rescale_timesteps { 1000.0 / schedule.num_timesteps() as f64 } else { 1.0 };
+        Self { unet, discrete: DiscreteDenoiser::new(schedule, prediction, scale), null_class, num_classes }
     }
 
     /// The network.
@@ -36,9 +35,14 @@ impl AdmDenoiser {
         &self.unet
     }
 
+    /// The schedule, prediction target and timestep convention.
+    pub fn discrete(&self) -> &DiscreteDenoiser {
+        &self.discrete
+    }
+
     /// The training schedule.
     pub fn schedule(&self) -> &Arc<BetaSchedule> {
-        &self.schedule
+        self.discrete.schedule()
     }
 
     /// Real classes of a class-conditional net.
@@ -50,17 +54,6 @@ impl AdmDenoiser {
     pub fn sample_shape(&self) -> [usize; 3] {
         let c = self.unet.config();
         [c.in_channels, c.image_size, c.image_size]
-    }
-
-    /// The fractional training timestep of each `lambda` (clamped to the schedule's range).
-    pub fn timesteps_of_lambda(&self, lambda: &[f64]) -> Vec<f64> {
-        lambda.iter().map(|&l| self.schedule.timestep_of_lambda(l)).collect()
-    }
-
-    /// The network's timestep input for schedule timesteps `timesteps`, as a `[N]` tensor.
-    pub fn timestep_input(&self, timesteps: &[f64], dtype: DType, device: &boot_sdk::candle::Device) -> boot_sdk::Result<Tensor> {
-        let v: Vec<f64> = timesteps.iter().map(|s| s * self.timestep_scale).collect();
-        Ok(Tensor::from_vec(v, timesteps.len(), device)?.to_dtype(dtype)?)
     }
 
     /// The label ids the network's table is indexed with, for a batch of `n` conditioned on `cond`:
@@ -75,7 +68,7 @@ impl AdmDenoiser {
         given
             .into_iter()
             .map(|l| match (l, self.null_class) {
-                (Some(c), _) if c as usize >= k => Err(InputError::new("", "class label", format!("label {c} out of range (the model has {k} classes)")).into()),
+                (Some(c), _) if c as usize >= k => Err(InputError::config("class label", format!("label {c} out of range (the model has {k} classes)")).into()),
                 (Some(c), _) => Ok(Some(c)),
                 (None, NullClass::ExtraRow) => Ok(Some(k as u32)),
                 (None, NullClass::Zero) => Ok(None),
@@ -92,26 +85,21 @@ impl AdmDenoiser {
 
     /// Signal prediction `x0_hat` for `x_t` (`[N, C, H, W]`, the variance-preserving noisy image) at schedule
     /// timesteps `timesteps` with labels `labels` (from [`AdmDenoiser::label_ids`]) and an `extra` vector
-    /// added to the embedding. eps-prediction is converted with the schedule's `alpha`, `sigma` at those
-    /// timesteps: `x0 = (x_t - sigma eps) / alpha`; learned-variance channels are dropped.
+    /// added to the embedding.
     pub fn predict_x0(&self, x_t: &Tensor, timesteps: &[f64], labels: Option<&[Option<u32>]>, extra: Option<&Tensor>) -> boot_sdk::Result<Tensor> {
-        let (n, c) = (x_t.dim(0)?, x_t.dim(1)?);
+        let n = x_t.dim(0)?;
         if timesteps.len() != n {
             return Err(boot_sdk::anyhow::anyhow!("adm: {} timesteps for a batch of {n}", timesteps.len()));
         }
-        // Timesteps stay in f32 for a half-precision input (see `boot_sdk::nn::embedding_dtype`).
-        let t = self.timestep_input(timesteps, boot_sdk::nn::embedding_dtype(x_t.dtype()), x_t.device())?;
-        let out = self.unet.forward(x_t, &t, labels, extra)?.narrow(1, 0, c)?;
-        Ok(match self.prediction {
-            Prediction::X0 => out,
-            Prediction::Eps => {
-                let (alpha, sigma): (Vec<f64>, Vec<f64>) = timesteps.iter().map(|&s| self.schedule.alpha_sigma_at(s)).unzip();
-                let col = |v: Vec<f64>| -> boot_sdk::candle::Result<Tensor> { Tensor::from_vec(v, (n, 1, 1, 1), x_t.device())?.to_dtype(x_t.dtype()) };
-                let inv_alpha = col(alpha.iter().map(|a| 1.0 / a).collect())?;
-                let sigma_over_alpha = col(sigma.iter().zip(&alpha).map(|(s, a)| s / a).collect())?;
-                (x_t.broadcast_mul(&inv_alpha)? - out.broadcast_mul(&sigma_over_alpha)?)?
-            }
-        })
+        // Timesteps stay in f32 for a half-precision input (see `boot_models::embedding_dtype`).
+        let t = self.discrete.timestep_input(timesteps, boot_models::embedding_dtype(x_t.dtype()), x_t.device())?;
+        let out = self.unet.forward(x_t, &t, labels, extra)?;
+        self.discrete.to_x0(x_t, &out, timesteps)
+    }
+
+    /// The network's timestep input (see [`DiscreteDenoiser::timestep_input`]).
+    pub fn timestep_input(&self, timesteps: &[f64], dtype: DType, device: &boot_sdk::candle::Device) -> boot_sdk::Result<Tensor> {
+        self.discrete.timestep_input(timesteps, dtype, device)
     }
 }
 

@@ -8,8 +8,8 @@
 //! - ADM checkpoints trained for signal (x0) prediction with label dropout (BOOT's own ImageNet teacher)
 //!   set `prediction = "x0"` and `null_class = "extra-row"`.
 //!
-//! The network is [`boot_sdk::nn::adm::UNetModel`], checked against the official code's outputs
-//! (`sdk/tests/adm_parity.rs`); its schedule is [`boot_sdk::nn::beta_schedule::BetaSchedule`], which the
+//! The network is [`boot_models::adm::UNetModel`], checked against the official code's outputs
+//! (`models/tests/adm_parity.rs`); its schedule is [`boot_sdk::BetaSchedule`], which the
 //! teacher offers as the run's native schedule.
 
 pub mod checkpoint;
@@ -20,12 +20,7 @@ pub mod teacher;
 
 pub use config::{AdmTeacherConfig, LabelMode, Labels, NoiseScheduleKind, NullClass, Prediction};
 pub use denoiser::AdmDenoiser;
-pub use student::{AdmStudent, AdmStudentConfig};
+pub use student::{AdmBackbone, AdmStudent, AdmStudentConfig};
 pub use teacher::AdmTeacher;
 
-fn register(r: &mut boot_sdk::plugin::Registrar) {
-    r.teacher("adm", "guided-diffusion ADM UNet (eps or x0 prediction, class-conditional, 1000-step schedule) from a .pt or .safetensors checkpoint");
-    r.student("adm-student", "the ADM teacher's network with zero-initialised target-time (and w) embeddings, initialised from the teacher");
-}
-
-boot_sdk::declare_plugin!("imagenet", register);
+boot_sdk::declare_plugin!("imagenet");

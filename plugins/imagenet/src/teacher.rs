@@ -1,23 +1,19 @@
 //! The ADM teacher: `[teacher] kind = "adm"` (settings in [`crate::config`]).
 //!
-//! The framework's time reaches the network through `lambda_t = log(sigma_t / alpha_t)`: the teacher
-//! finds the fractional timestep of its own 1000-step schedule with that `lambda` (interpolated linearly
-//! in `lambda` between steps, clamped to the schedule's range), feeds it to the network, and converts an
-//! eps prediction with its own `alpha`, `sigma` at that `lambda`: `x0 = (x_t - sigma eps) / alpha`. With
-//! the teacher's native schedule (the default when the config has no `[schedule]`) these equal the run's
-//! `alpha_t`, `sigma_t`, and time `t` is timestep `t (N - 1)` exactly.
+//! The framework's time reaches the network through `lambda_t = log(sigma_t / alpha_t)` and the plugin
+//! kit's discrete-time denoiser (`kit/src/discrete.rs`): with the teacher's native schedule (the default
+//! when the config has no `[schedule]`) time `t` is timestep `t (N - 1)` exactly.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::nn::adm::UNetModel;
-use boot_sdk::rand::Rng;
+use boot_models::adm::UNetModel;
 use boot_sdk::{Cond, CondSpec, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
 
 use crate::checkpoint::read_checkpoint;
-use crate::config::{AdmTeacherConfig, LabelMode, Labels};
+use crate::config::AdmTeacherConfig;
 use crate::denoiser::{no_null_class, AdmDenoiser};
 
 impl AdmTeacherConfig {
@@ -33,21 +29,19 @@ impl AdmTeacherConfig {
         for (k, v) in read_checkpoint(&path, self.state_dict_key.as_deref())? {
             weights.insert(k, v.to_device(&ctx.device)?.to_dtype(ctx.dtype)?);
         }
-        let unet = boot_sdk::nn::load_strict(&path.display().to_string(), weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
+        let unet = boot_models::load_strict(&path.display().to_string(), weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNetModel::new(vb, &ucfg)?))?;
         let num_classes = self.class_cond.then_some(self.num_classes);
-        let denoiser = AdmDenoiser::new(unet, schedule, self.prediction, self.null_class, num_classes, self.rescale_timesteps);
+        let denoiser = AdmDenoiser::new(unet, schedule, self.prediction.into(), self.null_class, num_classes, self.rescale_timesteps);
         Ok(AdmTeacher { denoiser, weights: Arc::new(weights), config: self.clone(), dtype: ctx.dtype, device: ctx.device.clone() })
     }
 }
 
-#[typetag::deserialize(name = "adm")]
-impl TeacherConfig for AdmTeacherConfig {
-    fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
-        Ok(Arc::new(self.build_teacher(ctx)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
+boot_sdk::register! {
+    teacher "adm" => "guided-diffusion ADM UNet (eps or x0 prediction, class-conditional, 1000-step schedule) from a .pt or .safetensors checkpoint";
+    impl TeacherConfig for AdmTeacherConfig {
+        fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
+            Ok(Arc::new(self.build_teacher(ctx)?))
+        }
     }
 }
 
@@ -113,24 +107,13 @@ impl Teacher for AdmTeacher {
         if times.len() != n {
             return Err(boot_sdk::anyhow::anyhow!("adm teacher: {} times for a batch of {n}", times.len()));
         }
-        let timesteps = self.denoiser.timesteps_of_lambda(&times.lambda);
+        let timesteps = self.denoiser.discrete().timesteps_of_lambda(&times.lambda);
         let labels = self.denoiser.label_ids(cond, n)?;
         self.denoiser.predict_x0(x_t, &timesteps, labels.as_deref(), None)
     }
 
     fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
-        let Some(k) = self.denoiser.num_classes() else { return Ok(Cond::none()) };
-        let labels = seeds
-            .iter()
-            .map(|&s| {
-                let mut rng = boot_sdk::rng::rng_for(s);
-                Some(match &self.config.labels {
-                    Labels::Mode(LabelMode::Uniform) => rng.random_range(0..k as u32),
-                    Labels::List(list) => list[rng.random_range(0..list.len())],
-                })
-            })
-            .collect();
-        Ok(Cond::classes(labels))
+        Ok(self.config.labels.draw(seeds, self.denoiser.num_classes()))
     }
 
     fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {

@@ -10,7 +10,7 @@
 mod common;
 
 use boot_sdk::candle::Tensor;
-use boot_sdk::nn::beta_schedule::BetaSchedule;
+use boot_sdk::BetaSchedule;
 use boot_sdk::serde_json::json;
 use boot_sdk::Cond;
 use common::*;

@@ -10,7 +10,7 @@ mod common;
 use boot_plugin_imagenet::{AdmStudentConfig, AdmTeacher};
 use boot_sdk::candle::{DType, Device, Tensor};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
-use boot_sdk::nn::beta_schedule::BetaSchedule;
+use boot_sdk::BetaSchedule;
 use boot_sdk::serde_json::{self, json};
 use boot_sdk::{Cond, StudentContext, Teacher, Times};
 use common::*;
@@ -92,19 +92,21 @@ fn student_errors() {
     let cfg = teacher_config(json!({}));
     let teacher = cfg.build(&ctx()).unwrap();
     let varmap = VarMap::new();
-    fn sctx<'a>(varmap: &'a VarMap, teacher: &'a dyn Teacher, cfg: &'a dyn boot_sdk::TeacherConfig) -> StudentContext<'a> {
+    let schedule = teacher.native_schedule().unwrap();
+    fn sctx<'a>(varmap: &'a VarMap, teacher: &'a dyn Teacher, schedule: &'a dyn boot_sdk::NoiseSchedule) -> StudentContext<'a> {
         StudentContext {
             vb: VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
             varmap,
             teacher,
-            teacher_config: cfg,
+            schedule,
             w_conditioned: false,
+            t_min: 0.0,
             t_max: 0.99,
             device: Device::Cpu,
             base_dir: adm_fixtures(),
         }
     }
-    let e = AdmStudentConfig { teacher_timestep: Some(1000.0) }.build_student(&sctx(&varmap, teacher.as_ref(), cfg.as_ref())).err().expect("out of range");
+    let e = AdmStudentConfig { teacher_timestep: Some(1000.0) }.build_student(&sctx(&varmap, teacher.as_ref(), schedule.as_ref())).err().expect("out of range");
     assert!(input_error(&e).contains("student.teacher_timestep"));
 
     #[derive(Debug)]
@@ -120,6 +122,6 @@ fn student_errors() {
             self
         }
     }
-    let e = AdmStudentConfig::default().build_student(&sctx(&varmap, &Other, cfg.as_ref())).err().expect("needs an adm teacher");
+    let e = AdmStudentConfig::default().build_student(&sctx(&varmap, &Other, schedule.as_ref())).err().expect("needs an adm teacher");
     assert!(input_error(&e).contains("needs an \"adm\" teacher"));
 }

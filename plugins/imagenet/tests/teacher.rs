@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use boot_plugin_imagenet::{AdmTeacher, AdmTeacherConfig};
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::nn::beta_schedule::BetaSchedule;
+use boot_sdk::BetaSchedule;
 use boot_sdk::serde_json::{self, json};
 use boot_sdk::{Cond, NoiseSchedule, TeacherConfig, Times};
 use common::*;
@@ -65,7 +65,7 @@ fn native_schedule_is_the_cosine_schedule_and_t_maps_to_timestep_t_times_999() {
     let den = adm(teacher.as_ref()).denoiser();
     for t in [0.0, 0.25, 0.5, 0.9, 0.99, 1.0] {
         assert_eq!(native.lambda(t), cosine.lambda(t));
-        let s = den.timesteps_of_lambda(&[native.lambda(t)])[0];
+        let s = den.discrete().timesteps_of_lambda(&[native.lambda(t)])[0];
         assert!((s - 999.0 * t).abs() < 1e-8, "t = {t}: timestep {s}");
     }
 }
@@ -77,7 +77,7 @@ fn lambda_is_matched_to_a_fractional_timestep() {
     let teacher = teacher(json!({ "null_class": "zero" }));
     let den = adm(teacher.as_ref()).denoiser();
     // Noise levels beyond the schedule clamp to its ends.
-    assert_eq!(den.timesteps_of_lambda(&[-50.0, 50.0]), vec![0.0, 999.0]);
+    assert_eq!(den.discrete().timesteps_of_lambda(&[-50.0, 50.0]), vec![0.0, 999.0]);
     if skip_without_conv("lambda_is_matched_to_a_fractional_timestep") {
         return;
     }
@@ -264,7 +264,7 @@ fn null_class_policies() {
     let mixed = Cond::classes(vec![Some(4), None]);
     assert_eq!(den.label_ids(&mixed, 2).unwrap(), Some(vec![Some(4), Some(10)]));
     let y = t_x0.denoise(&x, &tt, &mixed).unwrap();
-    let steps = den.timesteps_of_lambda(&tt.lambda);
+    let steps = den.discrete().timesteps_of_lambda(&tt.lambda);
     let t_in = dev_cond(&Tensor::new(steps.iter().map(|&v| v as f32).collect::<Vec<_>>(), &Device::Cpu).unwrap());
     let direct = den.unet().forward(&x, &t_in, Some(&[Some(4), Some(10)]), None).unwrap().narrow(1, 0, 3).unwrap();
     assert_eq!(max_abs(&y, &direct), 0.0, "x0 prediction: the first channels, unconverted");

@@ -13,14 +13,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::candle_nn::{VarBuilder, VarMap};
+use boot_kit::testing::{build_student as build_student_with, BuiltStudent, StudentSetup};
+use boot_sdk::candle_nn::VarMap;
 use boot_sdk::serde_json::{self, json, Value};
-use boot_sdk::{InputError, Student, StudentConfig, StudentContext, Teacher, TeacherConfig, TeacherContext, Times};
+use boot_sdk::{InputError, Student, StudentConfig, Teacher, TeacherConfig, TeacherContext, Times};
 pub use device::*;
 
-/// `tests/fixtures/adm` at the workspace root.
+/// `models/tests/fixtures/adm` (the model library's parity fixtures).
 pub fn adm_fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("tests").join("fixtures").join("adm")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models").join("tests").join("fixtures").join("adm")
 }
 
 /// This crate's `tests/fixtures` (the `.pt` checkpoints).
@@ -33,9 +34,9 @@ pub fn io() -> HashMap<String, Tensor> {
     boot_sdk::io::load_safetensors(&adm_fixtures().join("adm_unet_c10.io.safetensors"), &Device::Cpu).expect("io fixture")
 }
 
-/// A teacher context on `device` in `dtype`, resolving paths against `tests/fixtures/adm`.
+/// A teacher context on `device` in `dtype`, resolving paths against `models/tests/fixtures/adm`.
 pub fn ctx_on(device: Device, dtype: DType) -> TeacherContext {
-    TeacherContext { device, dtype, base_dir: adm_fixtures(), source_name: "test.toml".into() }
+    TeacherContext { device, dtype, base_dir: adm_fixtures() }
 }
 
 /// [`ctx_on`] the test device in the test dtype.
@@ -152,28 +153,13 @@ pub fn build_student(teacher_extra: Value, student_extra: Value, w_conditioned: 
 pub fn build_student_in(tctx: &TeacherContext, teacher_extra: Value, student_extra: Value, w_conditioned: bool, t_max: f64, prefix: Option<&str>) -> Built {
     let cfg = teacher_config(teacher_extra);
     let teacher = cfg.build(tctx).expect("teacher");
-    let varmap = VarMap::new();
-    let root = VarBuilder::from_varmap(&varmap, DType::F32, &tctx.device);
-    let vb = match prefix {
-        Some(p) => root.pp(p),
-        None => root,
-    };
-    let sctx = StudentContext {
-        vb,
-        varmap: &varmap,
-        teacher: teacher.as_ref(),
-        teacher_config: cfg.as_ref(),
-        w_conditioned,
-        t_max,
-        device: tctx.device.clone(),
-        base_dir: adm_fixtures(),
-    };
     let mut sj = json!({ "kind": "adm-student" });
     if let (Some(o), Some(e)) = (sj.as_object_mut(), student_extra.as_object()) {
         o.extend(e.clone());
     }
     let scfg: Box<dyn StudentConfig> = serde_json::from_value(sj).expect("student config");
-    let student = scfg.build(&sctx).expect("student");
-    drop(sctx);
+    let schedule = teacher.native_schedule().expect("the adm teacher's schedule");
+    let setup = StudentSetup { w_conditioned, t_max, prefix: prefix.map(str::to_string), device: tctx.device.clone(), base_dir: adm_fixtures(), ..StudentSetup::default() };
+    let BuiltStudent { student, varmap } = build_student_with(scfg.as_ref(), teacher.as_ref(), schedule.as_ref(), &setup).expect("student");
     Built { teacher, student, varmap }
 }

@@ -1,0 +1,18 @@
+//! The plugin kit: what every teacher family would otherwise write again (docs/architecture.md, "where a
+//! new family goes"). An ordinary crate over the sdk's one copy of candle; plugins link it statically.
+//!
+//! | file | what |
+//! |---|---|
+//! | [`teacher_init`] | the BOOT student initialised from the teacher: [`Backbone`] (what a family provides), [`TeacherInitStudent`] (copies the weights, adds zero-initialised target-time and `w` embeddings, fixes the teacher's time at the run's `t_max`) |
+//! | [`discrete`] | [`DiscreteDenoiser`]: a network trained on a beta schedule seen as a signal predictor (timestep of `lambda`, eps / v / x0 prediction, learned-variance channels split off) |
+//! | [`labels`] | [`Labels`]: the class labels a class-conditional teacher draws for its context dataset (`teacher.labels`) |
+//! | [`testing`] | a test kit: building a student as the host does, "a fresh student equals the teacher at `t_max`", parity errors |
+
+pub mod discrete;
+pub mod labels;
+pub mod teacher_init;
+pub mod testing;
+
+pub use discrete::{DiscreteDenoiser, Prediction};
+pub use labels::{LabelMode, Labels};
+pub use teacher_init::{teacher_of, Backbone, TeacherInit, TeacherInitStudent};

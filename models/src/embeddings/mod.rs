@@ -1,0 +1,5 @@
+//! Noise-level and timestep embeddings.
+
+pub mod fourier;
+pub mod positional;
+pub mod timesteps;
