@@ -4,7 +4,7 @@
 //! - [`CastStudent`]: the student's variables stay `f32` (the master weights AdamW and the EMA update); the
 //!   noise is cast to the half dtype on the way in, so the network computes in it (the sdk layers cast their
 //!   weights to the input's dtype, and backpropagation through that cast gives `f32` gradients; the
-//!   embeddings stay `f32`, see `boot_sdk::nn::embedding_dtype`), and the prediction is cast back to `f32`.
+//!   embeddings stay `f32`, see `boot_models::embedding_dtype`), and the prediction is cast back to `f32`.
 //!   This is what PyTorch's autocast does for convolutions and matrix products.
 //! - [`CastTeacher`]: the teacher is built in the half dtype (`TeacherContext::dtype`: weights stored in
 //!   it); inputs are cast to it and predictions back to the caller's dtype.
