@@ -1,9 +1,10 @@
 //! The generic BOOT loop and its built-ins.
 //!
 //! - [`boot`]: Algorithm 1, the loss of one step, in one place;
-//! - [`train`]: the loop around it (AdamW, EMA, checkpoints, metrics log, grids, progress);
+//! - [`train`]: the loop around it (AdamW, EMA, checkpoints, metrics log, grids; [`progress`]);
 //! - [`schedules`], [`solvers`], [`guidance`]: built-in components, selected by `kind = "..."`;
 //! - [`samplers`]: the teacher's DDIM-N and signal-ODE-N, and the one-step student;
+//! - [`precision`]: `run.dtype`, the mixed-precision wrappers;
 //! - [`eval`], [`metrics`]: `eval.json`.
 
 pub mod boot;
@@ -19,6 +20,8 @@ pub mod guidance;
 pub mod metrics;
 pub mod metrics_log;
 pub mod optim;
+pub mod precision;
+pub mod progress;
 pub mod samplers;
 pub mod schedules;
 pub mod seeded_init;
