@@ -16,7 +16,7 @@
 use boot_kit::{teacher_of, Backbone, DiscreteDenoiser, TeacherInit, TeacherInitStudent};
 use boot_models::diffusers::UNet2DModel;
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::{Cond, InputError, Student, StudentConfig, StudentContext, Times};
+use boot_sdk::{Cond, Student, StudentConfig, StudentContext, Times};
 use serde::Deserialize;
 
 use crate::teacher::{label_ids, predict_x0, DiffusersTeacher};
@@ -39,12 +39,7 @@ impl DiffusersStudentConfig {
     pub fn build_student(&self, ctx: &StudentContext) -> boot_sdk::Result<DiffusersStudent> {
         let teacher: &DiffusersTeacher = teacher_of(ctx, "diffusers-student", "diffusers")?;
         let discrete = teacher.discrete().clone();
-        let last = (discrete.schedule().num_timesteps() - 1) as f64;
-        let s_max = match self.teacher_timestep {
-            Some(s) if (0.0..=last).contains(&s) => s,
-            Some(s) => return Err(InputError::config("student.teacher_timestep", format!("must lie in [0, {last}], got {s}")).into()),
-            None => discrete.schedule().timestep_of_lambda(ctx.schedule.lambda(ctx.t_max)),
-        };
+        let s_max = discrete.student_timestep(self.teacher_timestep, ctx)?;
         let config = teacher.unet().config().clone();
         let num_classes = teacher.num_classes();
         let init = TeacherInit { kind: "diffusers-student", weights: teacher.weights(), is_buffer: |_| false, time_embedding: "boot_time_embedding", w_embedding: "boot_w_embedding" };
