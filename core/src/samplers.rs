@@ -88,7 +88,7 @@ impl TeacherSampling<'_> {
     /// DDIM from `x = eps` at `grid[0]` through the decreasing times `grid`, returning the clean prediction
     /// at the last of them. With a discrete teacher's integer timesteps `tau` as `grid = tau / (N - 1)` on its
     /// native schedule this is diffusers' `DDIMScheduler` (eta 0, `set_alpha_to_one`) on those timesteps
-    /// (`plugins/diffusers/tests/teacher.rs`).
+    /// (`plugins/diffusers/tests/diffusers_teacher.rs`).
     pub fn ddim_on(&self, eps: &Tensor, grid: &[f64]) -> boot_sdk::Result<Tensor> {
         let b = eps.dim(0)?;
         let mut x = eps.clone();
