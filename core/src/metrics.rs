@@ -91,9 +91,10 @@ impl MetricsAccumulator {
             obj.insert("mode_coverage".into(), mode_coverage(&self.hit, &self.reachable).into());
             let target = self.target_weights();
             if self.fit.count() >= 2 {
+                // The true covariance (full rank: s^2 I + ...) goes first: its square root is the one taken.
                 let (true_mean, true_cov) = d.moments(&target)?;
                 let (fit_mean, fit_cov) = self.fit.mean_cov()?;
-                obj.insert("fd_exact".into(), frechet_distance(&fit_mean, &fit_cov, &true_mean, &true_cov)?.into());
+                obj.insert("fd_exact".into(), frechet_distance(&true_mean, &true_cov, &fit_mean, &fit_cov)?.into());
             }
             obj.insert("mode_tv".into(), mode_tv(&self.mode_counts, &target).into());
         }
