@@ -35,7 +35,7 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student) -> boot_
     }
     let mut out = Map::new();
     for (kind, a) in kinds.iter().zip(&acc) {
-        out.insert(kind.to_string(), a.finish());
+        out.insert(kind.to_string(), a.finish(density)?);
     }
     let out = Value::Object(out);
     write_json(&cfg.run.out_dir.join("eval.json"), &out)?;

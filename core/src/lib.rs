@@ -5,7 +5,7 @@
 //! - [`schedules`], [`solvers`], [`guidance`]: built-in components, selected by `kind = "..."`;
 //! - [`samplers`]: the teacher's DDIM-N and signal-ODE-N, and the one-step student;
 //! - [`precision`]: `run.dtype`, the mixed-precision wrappers;
-//! - [`eval`], [`metrics`]: `eval.json`.
+//! - [`eval`], [`metrics`]: `eval.json` ([`frechet`], [`sym_eigen`]: the exact Fréchet distance).
 
 pub mod boot;
 pub mod checkpoint;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod device;
 pub mod ema;
 pub mod eval;
+pub mod frechet;
 pub mod generate;
 pub mod grid;
 pub mod guidance;
@@ -26,4 +27,5 @@ pub mod samplers;
 pub mod schedules;
 pub mod seeded_init;
 pub mod solvers;
+pub mod sym_eigen;
 pub mod train;
