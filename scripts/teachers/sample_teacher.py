@@ -32,8 +32,8 @@ def ddim_samples(unet: UNet2DModel, scheduler_config, count: int, steps: int, se
         labels = torch.arange(count, device=device) % cfg.num_class_embeds
     dtype = next(unet.parameters()).dtype
     for t in ddim.timesteps:
-        eps = unet(x.to(dtype), t, class_labels=labels).sample.float()
-        x = ddim.step(eps, t, x, eta=0.0).prev_sample
+        out = unet(x.to(dtype), t, class_labels=labels).sample.float()
+        x = ddim.step(out, t, x, eta=0.0).prev_sample
     return x.cpu()
 
 

@@ -51,11 +51,16 @@ def build_unet(classes: int) -> UNet2DModel:
     )
 
 
-def build_scheduler() -> DDPMScheduler:
+def build_scheduler(prediction: str) -> DDPMScheduler:
     """1000 steps of the cosine schedule (`squaredcos_cap_v2`): at 32x32 the linear schedule spends its last few
     hundred steps on near-pure noise (Nichol & Dhariwal 2021); the cosine one is also DeepFloyd IF's. clip_sample
-    off: boot's samplers do not clip, so diffusers' pipelines on this folder sample as boot does."""
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
+    off: boot's samplers do not clip, so diffusers' pipelines on this folder sample as boot does.
+
+    `v_prediction` (the default here) rather than `epsilon`: at the cosine schedule's last timesteps alpha is
+    below 1e-4, and an eps-prediction's x0 = (x - sigma eps) / alpha multiplies the network's error by 1/alpha
+    (a first, 8-minute eps teacher's DDIM samples were noise without x0 clipping); x0 = alpha x - sigma v does
+    not amplify it. BOOT evaluates the teacher at every t up to t_max, so it wants the well-conditioned one."""
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction,
                          clip_sample=False)
 
 
@@ -91,6 +96,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
     ap.add_argument("--classes", action="store_true", help="class-conditional (num_class_embeds = 10)")
     ap.add_argument("--log-every", type=int, default=100, help="loss curve resolution, in steps")
+    ap.add_argument("--prediction", choices=["v_prediction", "epsilon"], default="v_prediction",
+                    help="what the network predicts (see build_scheduler)")
     ap.add_argument("--sample", type=int, default=0, help="after training, write a grid of N DDIM-50 samples")
     args = ap.parse_args()
     if args.batch < 1 or args.minutes <= 0 or args.log_every < 1:
@@ -109,7 +116,7 @@ def main() -> None:
     unet = build_unet(10 if args.classes else 0).to(device).train()
     params = sum(p.numel() for p in unet.parameters())
     print(f"UNet2DModel: {params:,} parameters ({params * 2 / 2**20:.1f} MiB in float16); {n} images on {device}")
-    noise_scheduler = build_scheduler()
+    noise_scheduler = build_scheduler(args.prediction)
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
     lr_sched = get_scheduler("constant_with_warmup", optimizer=opt, num_warmup_steps=WARMUP_STEPS)
@@ -133,7 +140,8 @@ def main() -> None:
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             pred = unet(x_t, t, class_labels=labels[idx] if args.classes else None).sample
-        loss = F.mse_loss(pred.float(), noise)
+        target = noise if args.prediction == "epsilon" else ab.sqrt() * noise - (1 - ab).sqrt() * x0
+        loss = F.mse_loss(pred.float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -174,7 +182,7 @@ def main() -> None:
         "minutes_budget": args.minutes, "seconds": round(seconds, 1),
         "ms_per_step": round(seconds / max(step, 1) * 1000, 2),
         "ema": {"max_decay": 0.9999, "power": 0.75, "final_decay": ema.cur_decay_value},
-        "scheduler": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon"},
+        "scheduler": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": args.prediction},
         "loss_curve": curve,
     }
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
