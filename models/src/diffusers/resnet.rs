@@ -152,7 +152,8 @@ impl ResnetBlock2D {
         let temb = match (&self.time_emb_proj, temb) {
             (Some(p), Some(t)) => {
                 let t = if self.cfg.skip_time_act { t.clone() } else { act.forward(t)? };
-                Some(p.forward(&t)?.unsqueeze(2)?.unsqueeze(3)?)
+                // In the body's dtype: a half-precision body gets an f32 embedding (`crate::embedding_dtype`).
+                Some(p.forward(&t)?.to_dtype(h.dtype())?.unsqueeze(2)?.unsqueeze(3)?)
             }
             (Some(_), None) => crate::candle::bail!("ResnetBlock2D: the block has a time embedding projection, but no embedding was given"),
             (None, _) => None,

@@ -55,3 +55,19 @@ fn the_new_embeddings_train() {
     }
     assert_eq!(data["boot_time_embedding.weight"].as_tensor().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
 }
+
+#[test]
+fn a_mixed_precision_student_runs() {
+    // run.dtype = "bf16": f32 variables, a half-precision input, the embeddings in f32 (f16 here: the CPU
+    // backend has no bf16 convolutions). The blocks must take the f32 embedding into the half body.
+    let t = teacher("eps_linear");
+    let schedule = t.native_schedule().unwrap();
+    let setup = StudentSetup { w_conditioned: true, ..StudentSetup::default() };
+    let built = build_student(student_config().as_ref(), t.as_ref(), schedule.as_ref(), &setup).unwrap();
+    let eps = boot_sdk::rng::normal(&[7, 8], &t.sample_shape(), &Device::Cpu).unwrap().to_dtype(DType::F16).unwrap();
+    let y = built.student.forward(&eps, &Times::new(schedule.as_ref(), vec![0.2, 0.7]), &Cond::none(), Some(&[2.0, 4.0])).unwrap();
+    assert_eq!(y.dtype(), DType::F16);
+    let want = built.student.forward(&eps.to_dtype(DType::F32).unwrap(), &Times::new(schedule.as_ref(), vec![0.2, 0.7]), &Cond::none(), Some(&[2.0, 4.0])).unwrap();
+    let err = boot_kit::testing::rel_err(&y, &want).unwrap();
+    assert!(err < 1e-2, "f16 vs f32: {err:e}");
+}
