@@ -4,7 +4,8 @@
 //! - [`train`]: the loop around it (AdamW, EMA, checkpoints, metrics log, grids, progress);
 //! - [`schedules`], [`solvers`], [`guidance`]: built-in components, selected by `kind = "..."`;
 //! - [`samplers`]: the teacher's DDIM-N and signal-ODE-N, and the one-step student;
-//! - [`eval`], [`metrics`]: `eval.json`.
+//! - [`eval`], [`metrics`]: `eval.json`;
+//! - [`fd`], [`frechet`], [`image_data`]: the Fréchet distance to a real dataset (features, Gaussian fit, image files).
 
 pub mod boot;
 pub mod checkpoint;
@@ -13,9 +14,12 @@ pub mod config;
 pub mod device;
 pub mod ema;
 pub mod eval;
+pub mod fd;
+pub mod frechet;
 pub mod generate;
 pub mod grid;
 pub mod guidance;
+pub mod image_data;
 pub mod metrics;
 pub mod metrics_log;
 pub mod optim;
