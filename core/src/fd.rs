@@ -24,8 +24,9 @@ use crate::frechet::{FrechetReference, GaussianFit, MomentAccumulator};
 
 /// The weights' file name in the cache folder of the fetch script.
 pub const NETWORK_FILE: &str = "efficientnet-lite0.safetensors";
-/// What the statistics file's `network` metadata says (features of other networks are not comparable).
-pub const FEATURES_ID: &str = "efficientnet-lite0 pooled 1280 (imagenet_input 224, 8-bit pixels)";
+/// The metadata key of a weights file that holds another [`EfficientNetLiteConfig`] (JSON) than Lite0's
+/// (the tests' small random network).
+pub const CONFIG_KEY: &str = "efficientnet_lite";
 
 /// The weights' path: `eval.fd_network` against the config's folder, else the fetch script's cache.
 pub fn network_path(eval: &EvalSection, base_dir: &Path) -> boot_sdk::Result<PathBuf> {
@@ -41,38 +42,58 @@ pub fn network_path(eval: &EvalSection, base_dir: &Path) -> boot_sdk::Result<Pat
 /// The feature network, loaded strictly.
 pub struct FdFeatures {
     net: EfficientNetLite,
-    image_size: usize,
+    cfg: EfficientNetLiteConfig,
 }
 
 impl FdFeatures {
-    /// Loads EfficientNet-Lite0 from `path` on `device` (f32).
+    /// Loads EfficientNet-Lite0 (or the config in the file's [`CONFIG_KEY`] metadata) from `path` on
+    /// `device` (f32).
     pub fn load(path: &Path, device: &Device) -> boot_sdk::Result<Self> {
         let shown = path.display().to_string();
         if !path.is_file() {
             let hint = "missing: run `bash scripts/fd/fetch_efficientnet_lite0.sh` or set eval.fd_network";
             return Err(InputError::new(shown, "", hint).into());
         }
-        let (tensors, _) = load_safetensors_with_metadata(path, &Device::Cpu)?;
-        let cfg = EfficientNetLiteConfig::lite0();
+        let (tensors, meta) = load_safetensors_with_metadata(path, &Device::Cpu)?;
+        let cfg = match meta.get(CONFIG_KEY) {
+            Some(json) => boot_sdk::serde_json::from_str(json).map_err(|e| InputError::new(&shown, format!("metadata `{CONFIG_KEY}`"), e.to_string()))?,
+            None => EfficientNetLiteConfig::lite0(),
+        };
         let net = boot_models::load_strict(&shown, tensors, DType::F32, device, |vb| Ok(EfficientNetLite::new(vb, &cfg)?))?;
-        Ok(Self { net, image_size: cfg.image_size })
+        Ok(Self { net, cfg })
+    }
+
+    /// What the statistics' `network` metadata records: features of another network, or of other pixels,
+    /// are not comparable.
+    pub fn id(&self) -> String {
+        let net = if self.cfg == EfficientNetLiteConfig::lite0() {
+            "efficientnet-lite0".to_string()
+        } else {
+            format!("efficientnet-lite {}", boot_sdk::serde_json::to_string(&self.cfg).unwrap_or_default())
+        };
+        format!("{net}; pooled {}-d features of 8-bit pixels through imagenet_input", self.dim())
+    }
+
+    /// Feature width.
+    pub fn dim(&self) -> usize {
+        self.cfg.head_channels
     }
 
     /// Features `[B, 1280]` (f32) of pixels `[B, 1 or 3, H, W]` in `[-1, 1]`.
     pub fn features(&self, pixels: &Tensor) -> boot_sdk::Result<Tensor> {
         let x = pixels.to_dtype(DType::F32)?.clamp(-1f32, 1f32)?;
         let x = ((x + 1.0)? * 127.5)?.round()?.affine(1.0 / 127.5, -1.0)?;
-        Ok(self.net.features(&imagenet_input(&x, self.image_size)?)?)
+        Ok(self.net.features(&imagenet_input(&x, self.cfg.image_size)?)?)
     }
 }
 
 /// Writes the reference statistics: `mean` `[d]` and `cov` `[d, d]` (f64), `count` `[1]` (i64); metadata
-/// `network` ([`FEATURES_ID`]) and `image` (`CxHxW` of the pixels the features were taken from).
-pub fn write_stats(path: &Path, fit: &GaussianFit, image: [usize; 3]) -> boot_sdk::Result<()> {
+/// `network` ([`FdFeatures::id`]) and `image` (`CxHxW` of the pixels the features were taken from).
+pub fn write_stats(path: &Path, fit: &GaussianFit, network: &FdFeatures, image: [usize; 3]) -> boot_sdk::Result<()> {
     let (mean, cov) = fit.to_tensors(&Device::Cpu)?;
     let count = Tensor::new(&[fit.count as i64], &Device::Cpu)?;
     let tensors = HashMap::from([("mean".to_string(), mean), ("cov".to_string(), cov), ("count".to_string(), count)]);
-    let meta = HashMap::from([("network".to_string(), FEATURES_ID.to_string()), ("image".to_string(), format_image(image))]);
+    let meta = HashMap::from([("network".to_string(), network.id()), ("image".to_string(), format_image(image))]);
     save_safetensors(path, &tensors, Some(meta))
 }
 
@@ -80,22 +101,23 @@ fn format_image(s: [usize; 3]) -> String {
     format!("{}x{}x{}", s[0], s[1], s[2])
 }
 
-/// Reads [`write_stats`]' file; every problem is one line naming the file and key.
-pub fn read_stats(path: &Path) -> boot_sdk::Result<(GaussianFit, String)> {
+/// Reads [`write_stats`]' file for `network`; every problem is one line naming the file and key.
+pub fn read_stats(path: &Path, network: &FdFeatures) -> boot_sdk::Result<(GaussianFit, String)> {
     let shown = path.display().to_string();
     if !path.is_file() {
         return Err(InputError::new(shown, "", "missing: compute it with `boot-host fd-stats --config run.toml --data <images> --out <file>`").into());
     }
     let (mut t, meta) = load_safetensors_with_metadata(path, &Device::Cpu)?;
     let bad = |key: &str, msg: String| -> boot_sdk::Result<(GaussianFit, String)> { Err(InputError::new(&shown, key, msg).into()) };
+    let id = network.id();
     match meta.get("network") {
-        Some(n) if n == FEATURES_ID => {}
-        other => return bad("metadata `network`", format!("expected {FEATURES_ID:?}, found {other:?}")),
+        Some(n) if *n == id => {}
+        other => return bad("metadata `network`", format!("expected {id:?}, found {other:?}")),
     }
     let Some(image) = meta.get("image").cloned() else { return bad("metadata `image`", "missing".into()) };
     let mut take = |name: &str| t.remove(name).ok_or_else(|| InputError::new(&shown, format!("tensor `{name}`"), "missing"));
     let (mean, cov, count) = (take("mean")?, take("cov")?, take("count")?);
-    let d = EfficientNetLiteConfig::lite0().head_channels;
+    let d = network.dim();
     if mean.dims() != [d] {
         return bad("tensor `mean`", format!("expected shape [{d}], found {:?}", mean.dims()));
     }
@@ -123,8 +145,8 @@ impl FdEval {
     pub fn from_config(eval: &EvalSection, base_dir: &Path, device: &Device) -> boot_sdk::Result<Option<Self>> {
         let Some(stats) = &eval.fd_stats else { return Ok(None) };
         let stats = base_dir.join(stats);
-        let (fit, image) = read_stats(&stats)?;
         let features = FdFeatures::load(&network_path(eval, base_dir)?, device)?;
+        let (fit, image) = read_stats(&stats, &features)?;
         Ok(Some(Self { features, reference: FrechetReference::new(fit), image, stats_name: stats.display().to_string() }))
     }
 

@@ -136,7 +136,7 @@ fn fd_stats(a: FdStatsArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<(
         tracing::info!(done = first + x.dim(0)?, of = n, "fd-stats");
     }
     let fit = moments.finish().map_err(|e| InputError::new(a.data.display().to_string(), "", e.to_string()))?;
-    write_stats(&a.out, &fit, [pc, ph, pw])?;
+    write_stats(&a.out, &fit, &features, [pc, ph, pw])?;
     println!("wrote {} ({} images, {pc}x{ph}x{pw})", a.out.display(), fit.count);
     Ok(())
 }

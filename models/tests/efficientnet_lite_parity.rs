@@ -1,6 +1,6 @@
 //! EfficientNet-Lite (the FD feature network) against lukemelas' EfficientNet-PyTorch (fixtures from
 //! `scripts/fixtures/make_fd_fixtures.py`): the input transform, a tiny random-weight network, and the real
-//! ImageNet Lite0 when its weights are present (`BOOT_FD_NETWORK`, else
+//! ImageNet Lite0 when its weights are present (`BOOT__EVAL__FD_NETWORK`, else
 //! `~/.cache/boot/fd/efficientnet-lite0.safetensors` from `scripts/fd/fetch_efficientnet_lite0.sh`).
 
 mod common;
@@ -50,7 +50,7 @@ fn tiny_random_network_matches_pytorch() {
 
 /// The fetched Lite0 weights, if any.
 fn lite0_weights() -> Option<PathBuf> {
-    let path = match std::env::var_os("BOOT_FD_NETWORK") {
+    let path = match std::env::var_os("BOOT__EVAL__FD_NETWORK") {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/boot/fd/efficientnet-lite0.safetensors"),
     };
@@ -60,7 +60,7 @@ fn lite0_weights() -> Option<PathBuf> {
 #[test]
 fn lite0_imagenet_weights_match_pytorch() {
     let Some(path) = lite0_weights() else {
-        println!("SKIP lite0_imagenet_weights_match_pytorch: no weights (run scripts/fd/fetch_efficientnet_lite0.sh or set BOOT_FD_NETWORK)");
+        println!("SKIP lite0_imagenet_weights_match_pytorch: no weights (run scripts/fd/fetch_efficientnet_lite0.sh or set BOOT__EVAL__FD_NETWORK)");
         return;
     };
     if skip_without_conv("lite0_imagenet_weights_match_pytorch") {

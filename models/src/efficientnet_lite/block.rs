@@ -18,14 +18,34 @@ pub struct MbConvBlock {
     residual: bool,
 }
 
+/// The shape of one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockArgs {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Depthwise kernel size.
+    pub kernel: usize,
+    /// Depthwise stride.
+    pub stride: usize,
+    /// Expansion ratio (1: no expansion convolution).
+    pub expand_ratio: usize,
+    /// Whether the input is added to the output. The original adds it to the repeated blocks of a stage
+    /// only (stride 1, same channels): in a stage's first block its `stride` is a list, and `stride == 1`
+    /// is false even where TensorFlow's code would add it. No stage of Lite0 starts with equal channels.
+    pub residual: bool,
+}
+
 /// ReLU6, the Lite activation.
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
     x.clamp(0f32, 6f32)
 }
 
 impl MbConvBlock {
-    /// Loads a block `in_channels -> out_channels` with the given kernel, stride and expansion ratio.
-    pub fn new(vb: VarBuilder, in_channels: usize, out_channels: usize, kernel: usize, stride: usize, expand_ratio: usize, eps: f64) -> Result<Self> {
+    /// Loads a block of shape `args` (BatchNorm epsilon `eps`).
+    pub fn new(vb: VarBuilder, args: &BlockArgs, eps: f64) -> Result<Self> {
+        let BlockArgs { in_channels, out_channels, kernel, stride, expand_ratio, residual } = *args;
         let mid = in_channels * expand_ratio;
         let expand = if expand_ratio != 1 {
             Some((SameConv2d::new(vb.pp("_expand_conv"), in_channels, mid, 1, 1, 1)?, BatchNorm2d::new(vb.pp("_bn0"), mid, eps)?))
@@ -38,7 +58,7 @@ impl MbConvBlock {
             bn1: BatchNorm2d::new(vb.pp("_bn1"), mid, eps)?,
             project: SameConv2d::new(vb.pp("_project_conv"), mid, out_channels, 1, 1, 1)?,
             bn2: BatchNorm2d::new(vb.pp("_bn2"), out_channels, eps)?,
-            residual: stride == 1 && in_channels == out_channels,
+            residual,
         })
     }
 

@@ -1,10 +1,10 @@
 //! The shape of an EfficientNet-Lite network: stem, stages of inverted-residual blocks, head.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One stage: `repeats` blocks, the first with `stride` and `in_channels -> out_channels`, the others with
 /// stride 1 and `out_channels -> out_channels` (the block strings `r1_k3_s11_e1_i32_o16` of the original).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     /// Number of blocks.
@@ -22,7 +22,7 @@ pub struct StageConfig {
 }
 
 /// An EfficientNet-Lite: ReLU6, no squeeze-excitation, TensorFlow "same" padding, stem and head not scaled.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EfficientNetLiteConfig {
     /// Channels of the 3x3 stride-2 stem convolution.

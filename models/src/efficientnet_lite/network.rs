@@ -6,7 +6,7 @@ use crate::candle_nn::VarBuilder;
 use crate::layers::batch_norm::BatchNorm2d;
 use crate::layers::linear::Linear;
 
-use super::block::{relu6, MbConvBlock};
+use super::block::{relu6, BlockArgs, MbConvBlock};
 use super::config::EfficientNetLiteConfig;
 use super::same_conv::SameConv2d;
 
@@ -29,8 +29,9 @@ impl EfficientNetLite {
         let mut blocks = Vec::new();
         for s in &cfg.stages {
             for r in 0..s.repeats {
-                let (cin, stride) = if r == 0 { (s.in_channels, s.stride) } else { (s.out_channels, 1) };
-                blocks.push(MbConvBlock::new(vb.pp("_blocks").pp(blocks.len()), cin, s.out_channels, s.kernel, stride, s.expand_ratio, eps)?);
+                let (in_channels, stride) = if r == 0 { (s.in_channels, s.stride) } else { (s.out_channels, 1) };
+                let args = BlockArgs { in_channels, out_channels: s.out_channels, kernel: s.kernel, stride, expand_ratio: s.expand_ratio, residual: r > 0 };
+                blocks.push(MbConvBlock::new(vb.pp("_blocks").pp(blocks.len()), &args, eps)?);
             }
         }
         let last = cfg.stages.last().map_or(cfg.stem_channels, |s| s.out_channels);
