@@ -79,9 +79,10 @@ impl FdFeatures {
         self.cfg.head_channels
     }
 
-    /// Features `[B, 1280]` (f32) of pixels `[B, 1 or 3, H, W]` in `[-1, 1]`.
+    /// Features `[B, 1280]` (f32) of pixels `[B, 1 or 3, H, W]` in `[-1, 1]`. The pixels are detached: a
+    /// student's samples carry its autodiff graph, which would keep every activation of the network alive.
     pub fn features(&self, pixels: &Tensor) -> boot_sdk::Result<Tensor> {
-        let x = pixels.to_dtype(DType::F32)?.clamp(-1f32, 1f32)?;
+        let x = pixels.detach().to_dtype(DType::F32)?.clamp(-1f32, 1f32)?;
         let x = ((x + 1.0)? * 127.5)?.round()?.affine(1.0 / 127.5, -1.0)?;
         Ok(self.net.features(&imagenet_input(&x, self.cfg.image_size)?)?)
     }
