@@ -8,7 +8,7 @@ use boot_sdk::Student;
 use crate::components::Components;
 use crate::config::RunConfig;
 use crate::fd::FdEval;
-use crate::frechet::MomentAccumulator;
+use crate::gaussian_fd::MomentAccumulator;
 use crate::generate::{generate, sample_inputs};
 use crate::metrics::MetricsAccumulator;
 use crate::samplers::SamplerKind;

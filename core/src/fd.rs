@@ -20,7 +20,7 @@ use boot_sdk::io::{load_safetensors_with_metadata, save_safetensors};
 use boot_sdk::InputError;
 
 use crate::config::EvalSection;
-use crate::frechet::{FrechetReference, GaussianFit, MomentAccumulator};
+use crate::gaussian_fd::{FrechetReference, GaussianFit, MomentAccumulator};
 
 /// The weights' file name in the cache folder of the fetch script.
 pub const NETWORK_FILE: &str = "efficientnet-lite0.safetensors";

@@ -1,5 +1,6 @@
 //! Real image sets for `boot-host fd-stats`: `uint8` arrays `[N, H, W]` (grayscale) or `[N, H, W, C]`
-//! (`C` = 1 or 3) in a `.npz` (numpy) or `.safetensors` file, as pixels `[N, C, H, W]` in `[-1, 1]`.
+//! (`C` = 1 or 3) in a `.npz` (numpy, uncompressed: candle's zip reader has no deflate) or `.safetensors`
+//! file, as pixels `[N, C, H, W]` in `[-1, 1]`.
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ pub fn read_images(path: &Path, key: Option<&str>) -> boot_sdk::Result<Tensor> {
         return Err(InputError::new(shown, "", "missing").into());
     }
     let arrays: Vec<(String, Tensor)> = match path.extension().and_then(|e| e.to_str()) {
-        Some("npz") => Tensor::read_npz(path).map_err(|e| InputError::new(&shown, "", format!("cannot read npz: {e}")))?,
+        Some("npz") => Tensor::read_npz(path).map_err(|e| InputError::new(&shown, "", format!("cannot read npz ({e}); compressed archives (numpy.savez_compressed) are not supported: re-save with numpy.savez or as .safetensors")))?,
         Some("safetensors") => boot_sdk::io::load_safetensors(path, &boot_sdk::candle::Device::Cpu)?.into_iter().collect(),
         _ => return Err(InputError::new(shown, "", "expected a .npz or .safetensors file").into()),
     };

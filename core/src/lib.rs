@@ -5,7 +5,7 @@
 //! - [`schedules`], [`solvers`], [`guidance`]: built-in components, selected by `kind = "..."`;
 //! - [`samplers`]: the teacher's DDIM-N and signal-ODE-N, and the one-step student;
 //! - [`eval`], [`metrics`]: `eval.json`;
-//! - [`fd`], [`frechet`], [`image_data`]: the Fréchet distance to a real dataset (features, Gaussian fit, image files).
+//! - [`fd`], [`gaussian_fd`], [`image_data`]: the Fréchet distance to a real dataset (features, Gaussian fit, image files).
 
 pub mod boot;
 pub mod checkpoint;
@@ -15,7 +15,7 @@ pub mod device;
 pub mod ema;
 pub mod eval;
 pub mod fd;
-pub mod frechet;
+pub mod gaussian_fd;
 pub mod generate;
 pub mod grid;
 pub mod guidance;

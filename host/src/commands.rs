@@ -8,7 +8,7 @@ use boot_core::components::{Components, RunContext};
 use boot_core::config::RunConfig;
 use boot_core::eval::evaluate;
 use boot_core::fd::{network_path, write_stats, FdEval, FdFeatures};
-use boot_core::frechet::MomentAccumulator;
+use boot_core::gaussian_fd::MomentAccumulator;
 use boot_core::image_data::{pad_to, read_images};
 use boot_core::generate::{generate, sample_inputs};
 use boot_core::grid::save_grid;

@@ -1,4 +1,4 @@
-//! Fréchet distance between Gaussian fits of two feature sets (FID's formula):
+//! Gaussian fits of feature sets and the Fréchet distance between them (FID's formula):
 //! `|mu_1 - mu_2|^2 + tr(S_1) + tr(S_2) - 2 tr((S_1 S_2)^(1/2))`, all in `f64`.
 //!
 //! `tr((S_1 S_2)^(1/2)) = tr((A S_2 A)^(1/2))` with `A = S_1^(1/2)`: both square roots are taken of symmetric

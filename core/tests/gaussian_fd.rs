@@ -1,8 +1,8 @@
-//! The Fréchet distance against closed forms: identical statistics, commuting covariances
-//! (`sum (sqrt a_i - sqrt b_i)^2`), a non-commuting 2x2 pair (`tr sqrt(M) = sqrt(tr M + 2 sqrt(det M))`), and
-//! the batched moments against a direct fit.
+//! The Fréchet distance of feature fits (`boot_core::gaussian_fd`) against closed forms: identical
+//! statistics, commuting covariances (`sum (sqrt a_i - sqrt b_i)^2`), a non-commuting 2x2 pair
+//! (`tr sqrt(M) = sqrt(tr M + 2 sqrt(det M))`), and the batched moments against a direct fit.
 
-use boot_core::frechet::{frechet_distance, sqrt_psd, GaussianFit, MomentAccumulator};
+use boot_core::gaussian_fd::{frechet_distance, sqrt_psd, GaussianFit, MomentAccumulator};
 use boot_sdk::candle::{Device, Tensor};
 use nalgebra::{DMatrix, DVector};
 
