@@ -149,37 +149,13 @@ pub struct AdmArch {
     pub use_new_attention_order: bool,
     /// `2 C` outputs.
     pub learn_sigma: bool,
-    /// Real classes (a null row is added: `null_class = "extra-row"`).
+    /// Real classes.
     pub num_classes: usize,
+    /// An extra label-embedding row for the null class (`null_class = "extra-row"`).
+    pub null_row: bool,
 }
 
 impl AdmArch {
-    /// The `[teacher] kind = "adm"` settings of this network (Table 3 conventions: x0 prediction, cosine
-    /// schedule, an extra null-class row for classifier-free guidance), with `checkpoint`.
-    pub fn teacher_config(&self, checkpoint: &str) -> serde_json::Value {
-        serde_json::json!({
-            "kind": "adm",
-            "checkpoint": checkpoint,
-            "image_size": self.image_size,
-            "num_channels": self.num_channels,
-            "num_res_blocks": self.num_res_blocks,
-            "channel_mult": self.channel_mult,
-            "attention_resolutions": self.attention_resolutions,
-            "num_head_channels": self.num_head_channels,
-            "use_scale_shift_norm": self.use_scale_shift_norm,
-            "resblock_updown": self.resblock_updown,
-            "use_new_attention_order": self.use_new_attention_order,
-            "learn_sigma": self.learn_sigma,
-            "class_cond": true,
-            "num_classes": self.num_classes,
-            "diffusion_steps": 1000,
-            "noise_schedule": "cosine",
-            "prediction": "x0",
-            "null_class": "extra-row",
-            "labels": "uniform",
-        })
-    }
-
     /// The network's tensors and FLOPs (`UNetModel.__init__` / `forward` order).
     pub fn net(&self) -> Net {
         let mut n = Net::default();
@@ -190,7 +166,7 @@ impl AdmArch {
         let scale_shift = self.use_scale_shift_norm;
         n.linear("time_embed.0", mc, ted, true);
         n.linear("time_embed.2", ted, ted, true);
-        n.push("label_emb.weight".into(), vec![self.num_classes + 1, ted], Init::Table);
+        n.push("label_emb.weight".into(), vec![self.num_classes + usize::from(self.null_row), ted], Init::Table);
 
         let resblock = |n: &mut Net, name: &str, cin: usize, cout: usize, res_out: usize| {
             n.norm(&format!("{name}.in_layers.0"), cin);

@@ -12,32 +12,26 @@
 mod arch;
 mod memory;
 mod micro;
-mod mixed;
-mod plugins;
 mod presets;
 mod weights;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use boot_core::boot::{boot_loss, BootBatch, BootOptions, BootParts, LossWeighting};
-use boot_core::components::{Components, StudentVars};
+use boot_core::boot::{boot_loss, BootBatch, BootOptions, BootParts};
+use boot_core::components::Components;
 use boot_core::ema::Ema;
 use boot_core::generate::sample_inputs;
-use boot_core::optim::{AdamW, AdamWConfig};
+use boot_core::optim::AdamW;
+use boot_core::precision::Precision;
 use boot_core::samplers::{student_sample, TeacherSampling};
-use boot_core::schedules::CosineSchedule;
-use boot_core::seeded_init::SeededVarMap;
+use boot_core::train::{adamw_config, boot_options};
 use boot_sdk::candle::{DType, Device};
-use boot_sdk::candle_nn::VarMap;
 use boot_sdk::rng::{normal, sample_seeds, uniform, Stream};
-use boot_sdk::{GuidanceConfig, NoiseSchedule, ScheduleConfig, SolverConfig, Student, StudentConfig, StudentContext, Teacher, TeacherConfig, TeacherContext};
 use clap::Parser;
 use serde_json::{json, Value};
 
 use crate::memory::{mib, MemWatch};
-use crate::mixed::{CastStudent, CastTeacher};
 use crate::presets::Preset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,10 +52,14 @@ impl DTypeArg {
     }
 
     fn dtype(self) -> DType {
+        self.precision().half().unwrap_or(DType::F32)
+    }
+
+    fn precision(self) -> Precision {
         match self {
-            DTypeArg::F32 => DType::F32,
-            DTypeArg::Bf16 => DType::BF16,
-            DTypeArg::F16 => DType::F16,
+            DTypeArg::F32 => Precision::F32,
+            DTypeArg::Bf16 => Precision::Bf16,
+            DTypeArg::F16 => Precision::F16,
         }
     }
 }
@@ -73,10 +71,11 @@ struct Cli {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// `imagenet64` (Table 3 ADM, CFG), `cifar10` (EDM DDPM++), `tiny` (tiny ADM, CFG), `tiny-edm`.
+    /// `imagenet64` (examples/imagenet64.toml: Table 3 ADM, CFG), `cifar10` (examples/edm-cifar10.toml: EDM
+    /// DDPM++), `tiny` (examples/imagenet-tiny.toml), `tiny-edm` (examples/edm-tiny.toml).
     #[arg(long)]
     config: String,
-    /// Training batch (default: the paper's: imagenet64 1024, cifar10 128).
+    /// Training batch (default: the example's `train.batch_size`, the paper's: imagenet64 1024, cifar10 128).
     #[arg(long)]
     batch: Option<usize>,
     /// On out-of-memory, halve the batch down to this size (default: no retry).
@@ -212,7 +211,8 @@ fn device_name(device: &Device) -> String {
     "unknown".into()
 }
 
-/// The run's components, built from a preset through the plugin's typetag configs.
+/// The run's components, built by core from the preset's config (as boot-host builds them), and the loop's
+/// optimiser and EMA.
 struct Built {
     c: Components,
     opts: BootOptions,
@@ -223,62 +223,13 @@ struct Built {
     w_conditioned: bool,
 }
 
-fn build(p: &Preset, cli: &Cli, device: &Device, dir: &std::path::Path) -> boot_sdk::Result<Built> {
-    let (teacher_dtype, compute) = match cli.dtype {
-        DTypeArg::F32 => (DType::F32, None),
-        DTypeArg::Bf16 => (DType::BF16, Some(DType::BF16)),
-        DTypeArg::F16 => (DType::F16, Some(DType::F16)),
-    };
-    let tcfg: Box<dyn TeacherConfig> = serde_json::from_value(p.teacher_config())?;
-    let tctx = TeacherContext { device: device.clone(), dtype: teacher_dtype, base_dir: dir.to_path_buf() };
-    let teacher = tcfg.build(&tctx)?;
-    let schedule: Arc<dyn NoiseSchedule> = match (&p.schedule, teacher.native_schedule()) {
-        (Some(s), _) => serde_json::from_value::<Box<dyn ScheduleConfig>>(s.clone())?.build()?,
-        (None, Some(native)) => native,
-        (None, None) => Arc::new(CosineSchedule),
-    };
-    let solver = serde_json::from_value::<Box<dyn SolverConfig>>(p.solver.clone())?.build()?;
-    let guidance = serde_json::from_value::<Box<dyn GuidanceConfig>>(p.guidance.clone())?.build()?;
-    let scfg: Box<dyn StudentConfig> = serde_json::from_value(p.student.clone())?;
-    let w_conditioned = guidance.w_conditioned();
-    let build_student = |vars: VarMap| -> boot_sdk::Result<StudentVars> {
-        let net = scfg.build(&StudentContext {
-            vb: SeededVarMap::builder(&vars, cli.seed, DType::F32, device),
-            varmap: &vars,
-            teacher: teacher.as_ref(),
-            schedule: schedule.as_ref(),
-            w_conditioned,
-            t_min: p.train.t_min,
-            t_max: p.train.t_max,
-            device: device.clone(),
-            base_dir: dir.to_path_buf(),
-        })?;
-        let net: Box<dyn Student> = match compute {
-            Some(dtype) => Box::new(CastStudent { inner: net, dtype }),
-            None => net,
-        };
-        Ok(StudentVars { net, vars })
-    };
-    let student = build_student(VarMap::new())?;
-    let ema_student = build_student(VarMap::new())?;
-    let params_student = student.vars.all_vars().iter().map(|v| v.elem_count()).sum();
-    let teacher: Arc<dyn Teacher> = match compute {
-        Some(dtype) => Arc::new(CastTeacher { inner: teacher, dtype }),
-        None => teacher,
-    };
-    let t = &p.train;
-    let optim = AdamW::new(&student.vars, AdamWConfig { lr: t.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, grad_clip: None })?;
-    let ema = Ema::new(&student.vars, &ema_student.vars, t.ema_decay)?;
-    let opts = BootOptions {
-        delta: t.delta,
-        t_min: t.t_min,
-        t_max: t.t_max,
-        weighting: LossWeighting::Uniform,
-        boundary_every: t.boundary_every,
-        boundary_weight: t.boundary_weight,
-    };
-    let c = Components { device: device.clone(), teacher, schedule, solver, guidance, student, ema: ema_student };
-    Ok(Built { c, opts, optim, ema, net: p.arch.net(), params_student, w_conditioned })
+fn build(p: &Preset) -> boot_sdk::Result<Built> {
+    let c = Components::build(&p.run, &p.ctx)?;
+    let params_student = c.student.vars.all_vars().iter().map(|v| v.elem_count()).sum();
+    let optim = AdamW::new(&c.student.vars, adamw_config(&p.run))?;
+    let ema = Ema::new(&c.student.vars, &c.ema.vars, p.run.train.ema_decay)?;
+    let w_conditioned = c.guidance.w_conditioned();
+    Ok(Built { c, opts: boot_options(&p.run), optim, ema, net: p.arch.net(), params_student, w_conditioned })
 }
 
 /// Wall-clock seconds of one step's phases (synchronised at each boundary).
@@ -444,7 +395,7 @@ fn measure(b: &mut Built, cli: &Cli, batch: usize, min_batch: usize, k: u64, tim
 /// (`loss.json`), next to the checkpoint.
 fn dump_step(b: &Built, cli: &Cli, p: &Preset, dir: &std::path::Path) -> anyhow::Result<()> {
     let c = &b.c;
-    let batch = cli.batch.unwrap_or(p.paper_batch);
+    let batch = p.run.train.batch_size;
     let seeds = |s: Stream| sample_seeds(cli.seed, s, 0, 0, batch);
     let inputs = BootBatch {
         eps: normal(&seeds(Stream::Noise), &c.sample_shape(), &c.device)?,
@@ -474,7 +425,7 @@ fn dump_step(b: &Built, cli: &Cli, p: &Preset, dir: &std::path::Path) -> anyhow:
     }
     boot_sdk::io::save_safetensors(&dir.join("inputs.safetensors"), &t, None)?;
     let out = json!({
-        "config": p.name, "dtype": cli.dtype.name(), "batch": batch, "seed": cli.seed, "step": 0,
+        "config": p.spec.name, "dtype": cli.dtype.name(), "batch": batch, "seed": cli.seed, "step": 0,
         "loss_total": total, "loss_bootstrap": loss.bootstrap, "loss_boundary": loss.boundary, "t_mean": loss.t_mean,
     });
     std::fs::write(dir.join("loss.json"), serde_json::to_string_pretty(&out)? + "\n")?;
@@ -494,24 +445,9 @@ fn window_flops(f_s: f64, f_t: f64, guidance_passes: f64, k: f64) -> (f64, Value
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let started = Instant::now();
-    let p = presets::preset(&cli.config).ok_or_else(|| anyhow::anyhow!("unknown --config `{}` (one of {})", cli.config, presets::NAMES.join(", ")))?;
-    if cli.describe {
-        let net = p.arch.net();
-        let (f_t, f_s) = (net.forward_flops(), net.forward_flops() + p.arch.student_extra_flops(p.cfg()));
-        let g = if p.cfg() { 2.0 } else { 1.0 };
-        let k = p.train.boundary_every.max(1) as f64;
-        let (win, parts) = window_flops(f_s, f_t, g, k);
-        let d = json!({
-            "config": p.name, "about": p.about, "arch": p.arch, "teacher_values": net.numel(), "teacher_trainable": net.trainable(),
-            "forward_gflop_per_sample": { "teacher": f_t / 1e9, "student": f_s / 1e9, "by_kind": net.flops.iter().map(|(k, v)| (k.to_string(), v / 1e9)).collect::<std::collections::BTreeMap<_, _>>() },
-            "train_step_gflop_per_sample": win / k / 1e9, "train_step_parts_flop": parts,
-            "paper_batch": p.paper_batch, "train_step_tflop_at_paper_batch": win / k * p.paper_batch as f64 / 1e12,
-        });
-        println!("{}", serde_json::to_string_pretty(&d)?);
-        return Ok(());
-    }
-    let device = boot_core::device::parse_device(&cli.device)?;
+    let spec = presets::spec(&cli.config).ok_or_else(|| anyhow::anyhow!("unknown --config `{}` (one of {})", cli.config, presets::NAMES.join(", ")))?;
     if cli.micro {
+        let device = boot_core::device::parse_device(&cli.device)?;
         let rows = micro::run(&device, cli.dtype.dtype(), cli.steps.max(3) as usize)?;
         let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("bench/results/micro.json"));
         let r = json!({ "device": device_name(&device), "dtype": cli.dtype.name(), "rows": rows });
@@ -519,20 +455,46 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("boot-bench: wrote {}", out.display());
         return Ok(());
     }
-    if cli.tf32 {
-        boot_sdk::candle::cuda::set_gemm_reduced_precision_f32(true);
-    }
-    let watch = MemWatch::start(&device);
-    let baseline = watch.current();
-    let plugin = plugins::load(p.plugin, &cli.plugin_dir)?;
+    // The checkpoint folder: the example's teacher paths point into it.
     let tmp = tempfile::tempdir()?;
     let dir = cli.dump.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
+    let mut p = Preset::read(spec, &dir, &cli.plugin_dir)?;
+    let paper_batch = p.run.train.batch_size;
+    p.run.run.device = cli.device.clone();
+    p.run.run.seed = cli.seed;
+    p.run.run.dtype = cli.dtype.precision();
+    p.run.run.out_dir = dir.join("run");
+    if let Some(b) = cli.batch {
+        p.run.train.batch_size = b;
+    }
+    if cli.describe {
+        let net = p.arch.net();
+        let (f_t, f_s) = (net.forward_flops(), net.forward_flops() + p.arch.student_extra_flops(p.classifier_free()));
+        let g = if p.classifier_free() { 2.0 } else { 1.0 };
+        let k = p.run.train.boundary_every.max(1) as f64;
+        let (win, parts) = window_flops(f_s, f_t, g, k);
+        let d = json!({
+            "config": p.spec.name, "about": p.spec.about, "example": p.spec.example, "arch": p.arch, "teacher_values": net.numel(), "teacher_trainable": net.trainable(),
+            "forward_gflop_per_sample": { "teacher": f_t / 1e9, "student": f_s / 1e9, "by_kind": net.flops.iter().map(|(k, v)| (k.to_string(), v / 1e9)).collect::<std::collections::BTreeMap<_, _>>() },
+            "train_step_gflop_per_sample": win / k / 1e9, "train_step_parts_flop": parts,
+            "paper_batch": paper_batch, "train_step_tflop_at_paper_batch": win / k * paper_batch as f64 / 1e12,
+        });
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(());
+    }
+    if cli.tf32 {
+        boot_sdk::candle::cuda::set_gemm_reduced_precision_f32(true);
+    }
+    let watch = MemWatch::start(&boot_core::device::parse_device(&cli.device)?);
+    let baseline = watch.current();
     let t_ck = Instant::now();
     let values = weights::write_checkpoint(&p.arch, &dir, cli.seed)?;
     let checkpoint_s = t_ck.elapsed().as_secs_f64();
     let t_build = Instant::now();
-    let mut b = build(&p, cli, &device, &dir)?;
+    let mut b = build(&p)?;
+    // Everything after this runs on the components' device (its stream).
+    let device = b.c.device.clone();
     sync(&device)?;
     let build_s = t_build.elapsed().as_secs_f64();
     drop(tmp);
@@ -548,7 +510,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     eprintln!(
         "boot-bench: {} on {} ({}), {}: teacher {:.2}M values, student {:.2}M parameters; checkpoint {checkpoint_s:.1} s, build {build_s:.1} s",
-        p.name,
+        p.spec.name,
         cli.device,
         device_name(&device),
         cli.dtype.name(),
@@ -561,9 +523,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let budget = (cli.time_budget > 0.0).then_some(cli.time_budget);
     let left = |frac: f64| budget.map(|t| t * frac - budget_start.elapsed().as_secs_f64()).unwrap_or(f64::INFINITY);
 
-    let k = p.train.boundary_every.max(1);
+    let k = p.run.train.boundary_every.max(1);
     let timed_steps = cli.steps.max(1).div_ceil(k) * k;
-    let mut batch = cli.batch.unwrap_or(p.paper_batch);
+    let mut batch = p.run.train.batch_size;
     let min_batch = cli.min_batch.unwrap_or(batch).min(batch).max(1);
 
     // CUDA: one step at a batch of 2 first, so kernel modules load (and JIT) here, not in the first measured step.
@@ -625,7 +587,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let steps_per_s = 1.0 / step_s;
     let f_t = b.net.forward_flops();
     let f_s = f_t + p.arch.student_extra_flops(b.w_conditioned);
-    let g = if p.cfg() { 2.0 } else { 1.0 };
+    let g = if p.classifier_free() { 2.0 } else { 1.0 };
     let (win_flops, flop_parts) = window_flops(f_s, f_t, g, k as f64);
     let step_flops = batch as f64 * win_flops / k as f64;
     let achieved = step_flops / step_s / 1e12;
@@ -647,11 +609,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         "engine_detail": "candle 0.11.1 through libboot_sdk.so; core's boot_loss + backward + AdamW + EMA",
         "label": cli.label,
         "device": { "spec": cli.device, "name": device_name(&device), "total_memory_mib": watch.total.map(mib) },
-        "config": p.name,
-        "about": p.about,
-        "plugin": plugin.display().to_string(),
+        "config": p.spec.name,
+        "example": p.spec.example,
+        "about": p.spec.about,
+        "plugin": p.plugin.display().to_string(),
         "arch": p.arch,
-        "train_settings": p.train,
+        "train_settings": p.train_settings(),
         "guidance": p.guidance,
         "solver": p.solver,
         "dtype": cli.dtype.name(),
@@ -663,7 +626,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         "seed": cli.seed,
         "params": { "teacher_values": values, "teacher_trainable": b.net.trainable(), "student": b.params_student },
         "batch": batch,
-        "paper_batch": p.paper_batch,
+        "paper_batch": paper_batch,
         "batches_tried": tried,
         "warmup_steps": warmup_done,
         "prewarm_s": prewarm_s,
@@ -709,7 +672,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     });
     let out = cli.out.clone().unwrap_or_else(|| {
         let dev = cli.device.replace(':', "");
-        PathBuf::from(format!("bench/results/{}-{}-{dev}.json", p.name, cli.dtype.name()))
+        PathBuf::from(format!("bench/results/{}-{}-{dev}.json", p.spec.name, cli.dtype.name()))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
@@ -724,7 +687,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let c = &b.c;
         watch.reset_peak();
         let inputs = sample_inputs(c, cli.seed, 0, n, None)?;
-        let t_min = p.train.t_min;
+        let t_min = p.run.train.t_min;
         let run_student = || -> boot_sdk::Result<f64> {
             sync(&device)?;
             let t0 = Instant::now();
@@ -748,7 +711,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             schedule: c.schedule.as_ref(),
             cond: &inputs.cond,
             w: inputs.w.as_deref(),
-            t_max: p.train.t_max,
+            t_max: p.run.train.t_max,
             t_min,
         };
         let run_ddim = |steps: usize| -> boot_sdk::Result<f64> {

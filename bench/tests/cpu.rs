@@ -1,6 +1,7 @@
-//! boot-bench on CPU with the tiny configurations (seconds): the whole path (random checkpoint, plugin
-//! loading, core's step, samplers, JSON) runs, the half-precision path follows the f32 one, and the FLOP
-//! model gives the paper networks' known sizes. Needs the plugins built next to the binary
+//! boot-bench on CPU with the tiny configurations (seconds): the whole path (the example config read by
+//! boot-host's loader, random checkpoint, plugin loading, core's components and step, samplers, JSON)
+//! runs, the half-precision path follows the f32 one, boot-host on the same example and checkpoint gives the
+//! benchmark's first loss, and the FLOP model gives the paper networks' known sizes. Needs the plugins built next to the binary
 //! (`cargo build --release --workspace`, as CI does before the tests).
 
 use std::path::Path;
@@ -56,10 +57,13 @@ fn tiny_adm_cfg_runs() {
     let v = bench(&[QUICK, &["--config", "tiny", "--batch", "2"]].concat(), &dir.path().join("tiny.json"));
     assert_eq!(v["batch"], 2);
     assert_eq!(v["inference"]["teacher_ddim"]["network_passes_per_step"], 2.0);
-    // Student: y_t, y_s (+ backward), y_tmax every 4 steps (+ backward); teacher: CFG x 2 x Heun 2 + boundary.
+    // Student: y_t, y_s (+ backward), y_tmax every k steps (+ backward); teacher: CFG x 2 x Heun 2 + boundary.
+    // k is the example's train.boundary_every (examples/imagenet-tiny.toml: 2).
+    let k = v["boundary_every"].as_f64().unwrap();
+    assert_eq!(k, 2.0);
     let (fs, ft) = (v["flops"]["forward_per_sample_student"].as_f64().unwrap(), v["flops"]["forward_per_sample_teacher"].as_f64().unwrap());
     let per_step = v["flops"]["per_sample_step"].as_f64().unwrap();
-    assert!((per_step - ((4.0 + 3.0 / 4.0) * fs + 2.0 * (2.0 + 1.0 / 4.0) * ft)).abs() < 1e-6 * per_step);
+    assert!((per_step - ((4.0 + 3.0 / k) * fs + 2.0 * (2.0 + 1.0 / k) * ft)).abs() < 1e-6 * per_step);
 }
 
 #[test]
@@ -79,4 +83,34 @@ fn describe_gives_the_paper_networks() {
     assert_eq!(i["teacher_trainable"], 226_453_251);
     let g = i["forward_gflop_per_sample"]["teacher"].as_f64().unwrap();
     assert!((g - 157.362).abs() < 0.01, "{g}");
+}
+
+#[test]
+fn boot_host_runs_what_the_benchmark_measures() {
+    // boot-bench --dump writes the random checkpoint and core's step-0 loss; boot-host on the same example
+    // config pointed at that checkpoint gives the same first loss (the same components, built by core).
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    let exe = env!("CARGO_BIN_EXE_boot-bench");
+    let o = Command::new(exe).args(["--config", "tiny-edm", "--device", "cpu", "--batch", "3", "--dump"]).arg(&ck).output().expect("run boot-bench");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dumped: Value = serde_json::from_str(&std::fs::read_to_string(ck.join("loss.json")).unwrap()).unwrap();
+    let host = Path::new(exe).with_file_name("boot-host");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = dir.path().join("run");
+    let o = Command::new(&host)
+        .args(["--config", "examples/edm-tiny.toml"])
+        .current_dir(&root)
+        .env("BOOT_LOG", "warn")
+        .env("BOOT__RUN__OUT_DIR", &out)
+        .env("BOOT__TEACHER__CHECKPOINT", ck.join("teacher.safetensors"))
+        .env("BOOT__TEACHER__NETWORK", ck.join("teacher.json"))
+        .env("BOOT__TRAIN__STEPS", "1")
+        .env("BOOT__TRAIN__BATCH_SIZE", "3")
+        .env("BOOT__EVAL__AFTER_TRAINING", "false")
+        .output()
+        .expect("run boot-host (cargo build --release --workspace first)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line: Value = serde_json::from_str(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(line["loss"].as_f64(), dumped["loss_total"].as_f64(), "boot-host {line} vs boot-bench {dumped}");
 }

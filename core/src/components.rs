@@ -9,6 +9,7 @@ use boot_sdk::{Guidance, NoiseSchedule, Solver, Student, StudentContext, Teacher
 
 use crate::config::RunConfig;
 use crate::device::parse_device;
+use crate::precision::{CastStudent, CastTeacher};
 use crate::schedules::CosineSchedule;
 use crate::seeded_init::SeededVarMap;
 
@@ -48,10 +49,15 @@ pub struct Components {
 }
 
 impl Components {
-    /// Builds teacher, schedule, solver, guidance, student and EMA student from `cfg`.
+    /// Builds teacher, schedule, solver, guidance, student and EMA student from `cfg`. With a half
+    /// `run.dtype` the teacher is built in it and both networks are wrapped to compute in it while taking
+    /// and giving `f32` (see [`crate::precision`]); the students' variables stay `f32`.
     pub fn build(cfg: &RunConfig, ctx: &RunContext) -> boot_sdk::Result<Self> {
         let device = parse_device(&cfg.run.device)?;
-        let tctx = TeacherContext { device: device.clone(), dtype: DType::F32, base_dir: ctx.base_dir.clone() };
+        cfg.run.dtype.check_device(&device)?;
+        let half = cfg.run.dtype.half();
+        let dtype = half.unwrap_or(DType::F32);
+        let tctx = TeacherContext { device: device.clone(), dtype, base_dir: ctx.base_dir.clone() };
         let teacher = cfg.teacher.build(&tctx)?;
         let schedule: Arc<dyn NoiseSchedule> = match (&cfg.schedule, teacher.native_schedule()) {
             (Some(s), _) => s.build()?,
@@ -72,10 +78,18 @@ impl Components {
                 device: device.clone(),
                 base_dir: ctx.base_dir.clone(),
             })?;
+            let net: Box<dyn Student> = match half {
+                Some(dtype) => Box::new(CastStudent { inner: net, dtype }),
+                None => net,
+            };
             Ok(StudentVars { net, vars })
         };
         let student = build_student(VarMap::new())?;
         let ema = build_student(VarMap::new())?;
+        let teacher: Arc<dyn Teacher> = match half {
+            Some(dtype) => Arc::new(CastTeacher { inner: teacher, dtype }),
+            None => teacher,
+        };
         Ok(Self { device, teacher, schedule, solver, guidance, student, ema })
     }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::boot::LossWeighting;
 use crate::guidance::NoGuidanceConfig;
+use crate::precision::Precision;
 use crate::solvers::HeunConfig;
 
 /// The whole run config.
@@ -56,6 +57,9 @@ pub struct RunSection {
     /// `cpu` or `cuda:N`.
     #[serde(default = "RunSection::default_device")]
     pub device: String,
+    /// `f32`, or `bf16` (mixed precision: teacher in bf16, student bf16 compute over f32 master weights).
+    #[serde(default)]
+    pub dtype: Precision,
     /// Plugins to load: names (`analytic` finds `libboot_plugin_analytic.so`) or paths to libraries.
     #[serde(default)]
     pub plugins: Vec<String>,
@@ -118,6 +122,11 @@ pub struct TrainSection {
     pub grid_samples: usize,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Without a progress bar (stderr not a terminal, or `progress = false`): log a progress line (step,
+    /// loss, steps/s, ETA) every N steps (0: never).
+    pub progress_every: u64,
+    /// Stop the run after this many non-finite losses in a row (each one's update is skipped; 0 acts as 1).
+    pub max_nonfinite_in_a_row: u64,
 }
 
 impl Default for TrainSection {
@@ -143,6 +152,8 @@ impl Default for TrainSection {
             grid_every: 500,
             grid_samples: 16,
             progress: true,
+            progress_every: 100,
+            max_nonfinite_in_a_row: 5,
         }
     }
 }

@@ -42,7 +42,7 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Opti
     }
     let mut out = Map::new();
     for ((kind, a), m) in kinds.iter().zip(&acc).zip(&moments) {
-        let mut metrics = a.finish();
+        let mut metrics = a.finish(density)?;
         if let (Some(fd), Some(obj)) = (fd, metrics.as_object_mut()) {
             let (distance, count) = fd.distance(m)?;
             obj.insert("fd".into(), distance.into());

@@ -1,10 +1,11 @@
 //! The generic BOOT loop and its built-ins.
 //!
 //! - [`boot`]: Algorithm 1, the loss of one step, in one place;
-//! - [`train`]: the loop around it (AdamW, EMA, checkpoints, metrics log, grids, progress);
+//! - [`train`]: the loop around it (AdamW, EMA, checkpoints, metrics log, grids; [`progress`]);
 //! - [`schedules`], [`solvers`], [`guidance`]: built-in components, selected by `kind = "..."`;
 //! - [`samplers`]: the teacher's DDIM-N and signal-ODE-N, and the one-step student;
-//! - [`eval`], [`metrics`]: `eval.json`;
+//! - [`precision`]: `run.dtype`, the mixed-precision wrappers;
+//! - [`eval`], [`metrics`]: `eval.json` ([`frechet`], [`sym_eigen`]: the exact Fréchet distance);
 //! - [`fd`], [`gaussian_fd`], [`image_data`]: the Fréchet distance to a real dataset (features, Gaussian fit, image files).
 
 pub mod boot;
@@ -15,6 +16,7 @@ pub mod device;
 pub mod ema;
 pub mod eval;
 pub mod fd;
+pub mod frechet;
 pub mod gaussian_fd;
 pub mod generate;
 pub mod grid;
@@ -23,8 +25,11 @@ pub mod image_data;
 pub mod metrics;
 pub mod metrics_log;
 pub mod optim;
+pub mod precision;
+pub mod progress;
 pub mod samplers;
 pub mod schedules;
 pub mod seeded_init;
 pub mod solvers;
+pub mod sym_eigen;
 pub mod train;

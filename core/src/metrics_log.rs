@@ -28,6 +28,13 @@ impl MetricsLog {
         boot_sdk::io::write_atomic(&self.path, kept.as_bytes())
     }
 
+    /// The value of `key` in the last record, if the log exists and that record has it as an integer.
+    pub fn last_u64(&self, key: &str) -> boot_sdk::Result<Option<u64>> {
+        let Ok(text) = std::fs::read_to_string(&self.path) else { return Ok(None) };
+        let Some(last) = text.lines().rev().find(|l| !l.trim().is_empty()) else { return Ok(None) };
+        Ok(boot_sdk::serde_json::from_str::<Value>(last)?[key].as_u64())
+    }
+
     /// Appends one record.
     pub fn append(&self, record: &Value) -> boot_sdk::Result<()> {
         let mut f = OpenOptions::new().create(true).append(true).open(&self.path)?;

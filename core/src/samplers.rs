@@ -82,8 +82,15 @@ impl TeacherSampling<'_> {
 
     /// DDIM with `n` steps (Eq. 1) from `x_{t_max} = eps`; returns the clean sample.
     pub fn ddim(&self, eps: &Tensor, n: usize) -> boot_sdk::Result<Tensor> {
+        self.ddim_on(eps, &sampler_times(self.t_max, self.t_min, n))
+    }
+
+    /// DDIM from `x = eps` at `grid[0]` through the decreasing times `grid`, returning the clean prediction
+    /// at the last of them. With a discrete teacher's integer timesteps `tau` as `grid = tau / (N - 1)` on its
+    /// native schedule this is diffusers' `DDIMScheduler` (eta 0, `set_alpha_to_one`) on those timesteps
+    /// (`plugins/diffusers/tests/diffusers_teacher.rs`).
+    pub fn ddim_on(&self, eps: &Tensor, grid: &[f64]) -> boot_sdk::Result<Tensor> {
         let b = eps.dim(0)?;
-        let grid = sampler_times(self.t_max, self.t_min, n);
         let mut x = eps.clone();
         for (i, &t) in grid.iter().enumerate() {
             let now = Times::constant(self.schedule, t, b);

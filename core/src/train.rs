@@ -1,5 +1,10 @@
 //! The training driver: Algorithm 1 in a loop, with AdamW, EMA, checkpoints, the metrics log, sample grids
-//! and a progress bar.
+//! and progress reports.
+//!
+//! A step whose loss is not finite is skipped (no backward, AdamW or EMA update; logged with the running
+//! count `skipped_nonfinite`, and no checkpoint is written after it); `train.max_nonfinite_in_a_row` such
+//! steps in a row stop the run, keeping the checkpoints written before. Skipping does not shift later
+//! draws: every step's noise, times, labels and `w` are functions of (seed, stream, step, index).
 
 use std::path::Path;
 use std::time::Instant;
@@ -16,7 +21,22 @@ use crate::generate::{generate, sample_inputs};
 use crate::grid::save_grid;
 use crate::metrics_log::MetricsLog;
 use crate::optim::{AdamW, AdamWConfig};
+use crate::progress::Progress;
 use crate::samplers::SamplerKind;
+
+/// How a training run treats an `out_dir` that holds an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Start from scratch; refused if `out_dir` holds an earlier run's outputs.
+    Fresh,
+    /// Continue from the newest checkpoint (from scratch if there is none).
+    Resume,
+    /// Start from scratch, deleting an earlier run's outputs.
+    Overwrite,
+}
+
+/// The metrics-log key of the running count of skipped (non-finite) steps.
+const SKIPPED_KEY: &str = "skipped_nonfinite";
 
 /// What a finished training run reports.
 #[derive(Debug, Clone)]
@@ -27,6 +47,19 @@ pub struct TrainSummary {
     pub steps: u64,
     /// Total loss of each step run in this call.
     pub losses: Vec<f32>,
+}
+
+/// AdamW's settings from the config.
+pub fn adamw_config(cfg: &RunConfig) -> AdamWConfig {
+    let t = &cfg.train;
+    AdamWConfig {
+        lr: t.lr,
+        beta1: t.adam_betas[0],
+        beta2: t.adam_betas[1],
+        eps: t.adam_eps,
+        weight_decay: t.weight_decay,
+        grad_clip: (t.grad_clip > 0.0).then_some(t.grad_clip),
+    }
 }
 
 /// Algorithm 1's options from the config.
@@ -60,45 +93,50 @@ fn check(cfg: &RunConfig) -> boot_sdk::Result<()> {
     Ok(())
 }
 
-/// Removes the outputs of an earlier run in `out_dir` (checkpoints, log, grids, eval) before a fresh start.
-fn clear_outputs(out_dir: &Path) -> boot_sdk::Result<()> {
-    for sub in ["checkpoints", "grids"] {
-        let p = out_dir.join(sub);
-        if p.exists() {
-            std::fs::remove_dir_all(&p)?;
-        }
+/// What a run writes into `out_dir`: folders, then files.
+const OUTPUT_DIRS: [&str; 2] = ["checkpoints", "grids"];
+const OUTPUT_FILES: [&str; 2] = ["metrics.jsonl", "eval.json"];
+
+/// The outputs of an earlier run in `out_dir`.
+fn earlier_outputs(out_dir: &Path) -> Vec<&'static str> {
+    OUTPUT_DIRS.iter().chain(&OUTPUT_FILES).copied().filter(|name| out_dir.join(name).exists()).collect()
+}
+
+/// Refuses a fresh start over an earlier run's outputs; with `--overwrite`, removes them.
+fn prepare_fresh(out_dir: &Path, overwrite: bool) -> boot_sdk::Result<()> {
+    let found = earlier_outputs(out_dir);
+    if found.is_empty() {
+        return Ok(());
     }
-    for f in ["metrics.jsonl", "eval.json"] {
-        let p = out_dir.join(f);
-        if p.exists() {
+    if !overwrite {
+        let msg = format!("{} holds an earlier run ({}); pass --resume to continue it or --overwrite to replace it", out_dir.display(), found.join(", "));
+        return Err(boot_sdk::InputError::config("run.out_dir", msg).into());
+    }
+    tracing::warn!(out_dir = %out_dir.display(), "--overwrite: removing the earlier run's {}", found.join(", "));
+    for name in found {
+        let p = out_dir.join(name);
+        if OUTPUT_DIRS.contains(&name) {
+            std::fs::remove_dir_all(&p)?;
+        } else {
             std::fs::remove_file(&p)?;
         }
     }
     Ok(())
 }
 
-/// Trains the student; with `resume`, continues from the newest checkpoint in `run.out_dir`.
-pub fn train(cfg: &RunConfig, c: &Components, resume: bool) -> boot_sdk::Result<TrainSummary> {
+/// Trains the student from scratch or, with [`Start::Resume`], from the newest checkpoint in `run.out_dir`.
+pub fn train(cfg: &RunConfig, c: &Components, how: Start) -> boot_sdk::Result<TrainSummary> {
     check(cfg)?;
     let t = &cfg.train;
     let out = cfg.run.out_dir.as_path();
     let opts = boot_options(cfg);
-    let mut optim = AdamW::new(
-        &c.student.vars,
-        AdamWConfig {
-            lr: t.lr,
-            beta1: t.adam_betas[0],
-            beta2: t.adam_betas[1],
-            eps: t.adam_eps,
-            weight_decay: t.weight_decay,
-            grad_clip: (t.grad_clip > 0.0).then_some(t.grad_clip),
-        },
-    )?;
+    let mut optim = AdamW::new(&c.student.vars, adamw_config(cfg))?;
     let ema = Ema::new(&c.student.vars, &c.ema.vars, t.ema_decay)?;
     let log = MetricsLog::new(out);
     let mut start = 0;
-    match (resume, checkpoint::latest(out)) {
-        (true, Some(path)) => {
+    let mut skipped = 0u64;
+    match (how, checkpoint::latest(out)) {
+        (Start::Resume, Some(path)) => {
             let ck = Checkpoint::read(&path, &c.device)?;
             if ck.seed()? != cfg.run.seed {
                 let msg = format!("checkpoint {} was written with seed {}, the config has {}", path.display(), ck.seed()?, cfg.run.seed);
@@ -109,10 +147,11 @@ pub fn train(cfg: &RunConfig, c: &Components, resume: bool) -> boot_sdk::Result<
             ck.restore_optimizer(&mut optim)?;
             start = ck.step()?;
             log.truncate_after(start)?;
+            skipped = log.last_u64(SKIPPED_KEY)?.unwrap_or(0);
             tracing::info!(step = start, checkpoint = %path.display(), "resuming");
         }
-        (true, None) => tracing::warn!(out_dir = %out.display(), "--resume: no checkpoint found, starting from scratch"),
-        (false, _) => clear_outputs(out)?,
+        (Start::Resume, None) => tracing::warn!(out_dir = %out.display(), "--resume: no checkpoint found, starting from scratch"),
+        (Start::Fresh | Start::Overwrite, _) => prepare_fresh(out, how == Start::Overwrite)?,
     }
     std::fs::create_dir_all(out)?;
     let parts = BootParts {
@@ -122,11 +161,12 @@ pub fn train(cfg: &RunConfig, c: &Components, resume: bool) -> boot_sdk::Result<
         solver: c.solver.as_ref(),
         schedule: c.schedule.as_ref(),
     };
-    let bar = progress_bar(t.progress, start, t.steps);
+    let progress = Progress::new(t.progress, t.progress_every, start, t.steps);
     let shape = c.sample_shape();
     let seed = cfg.run.seed;
     let began = Instant::now();
     let mut losses = Vec::new();
+    let mut in_a_row = 0u64;
     for step in start..t.steps {
         let b = t.batch_size;
         let batch = BootBatch {
@@ -137,16 +177,37 @@ pub fn train(cfg: &RunConfig, c: &Components, resume: bool) -> boot_sdk::Result<
         };
         let loss = boot_loss(&opts, &parts, &batch, step)?;
         let total = loss.total.to_dtype(boot_sdk::candle::DType::F32)?.to_scalar::<f32>()?;
-        anyhow::ensure!(total.is_finite(), "loss became {total} at step {step}; lower train.lr or enable train.grad_clip");
+        losses.push(total);
+        let done = step + 1;
+        if !total.is_finite() {
+            skipped += 1;
+            in_a_row += 1;
+            tracing::warn!(step = done, loss = %total, in_a_row, "non-finite loss: update skipped");
+            log.append(&json!({
+                "step": done, "loss": null, "loss_nonfinite": total.to_string(), "skipped": true,
+                SKIPPED_KEY: skipped, "seconds": began.elapsed().as_secs_f64(),
+            }))?;
+            if in_a_row >= t.max_nonfinite_in_a_row.max(1) {
+                progress.finish();
+                let kept = checkpoint::latest(out).map(|p| p.display().to_string()).unwrap_or_else(|| "none written".into());
+                anyhow::bail!(
+                    "the loss was not finite at {in_a_row} steps in a row (steps {}..={done}, train.max_nonfinite_in_a_row = {}); last good checkpoint: {kept}; lower train.lr or set train.grad_clip",
+                    done + 1 - in_a_row,
+                    t.max_nonfinite_in_a_row
+                );
+            }
+            progress.update(done, total);
+            continue;
+        }
+        in_a_row = 0;
         let grads = loss.total.backward()?;
         let grad_norm = optim.step(&grads)?;
         ema.update()?;
-        losses.push(total);
-        let done = step + 1;
         if t.log_every > 0 && (done % t.log_every == 0 || done == t.steps) {
             log.append(&json!({
                 "step": done, "loss": total, "loss_bootstrap": loss.bootstrap, "loss_boundary": loss.boundary,
-                "t_mean": loss.t_mean, "grad_norm": grad_norm, "lr": t.lr, "seconds": began.elapsed().as_secs_f64(),
+                "t_mean": loss.t_mean, "grad_norm": grad_norm, "lr": t.lr, SKIPPED_KEY: skipped,
+                "seconds": began.elapsed().as_secs_f64(),
             }))?;
         }
         if (t.grid_every > 0 && done % t.grid_every == 0) || done == t.steps {
@@ -155,10 +216,9 @@ pub fn train(cfg: &RunConfig, c: &Components, resume: bool) -> boot_sdk::Result<
         if (t.checkpoint_every > 0 && done % t.checkpoint_every == 0) || done == t.steps {
             checkpoint::save(out, done, seed, &c.student.vars, &c.ema.vars, &optim, t.keep_checkpoints)?;
         }
-        bar.set_position(done);
-        bar.set_message(format!("loss {total:.4e}"));
+        progress.update(done, total);
     }
-    bar.finish_and_clear();
+    progress.finish();
     Ok(TrainSummary { start_step: start, steps: t.steps, losses })
 }
 
@@ -170,16 +230,4 @@ pub fn write_grid(cfg: &RunConfig, c: &Components, step: u64) -> boot_sdk::Resul
     let samples = generate(c, c.ema.net.as_ref(), SamplerKind::Student, &inputs, cfg.train.t_max, cfg.train.t_min)?;
     let cols = (n as f64).sqrt().ceil() as usize;
     save_grid(&cfg.run.out_dir.join("grids").join(format!("step-{step:08}.png")), &c.teacher.decode(&samples)?, cols)
-}
-
-fn progress_bar(enabled: bool, start: u64, steps: u64) -> indicatif::ProgressBar {
-    if !enabled {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(steps);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} eta {eta} {msg}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_position(start);
-    bar
 }

@@ -33,7 +33,7 @@ pub enum Command {
     Inspect(InspectArgs),
 }
 
-/// `boot-host [train] --config run.toml [--resume]`.
+/// `boot-host [train] --config run.toml [--resume | --overwrite]`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// The run config (TOML). `BOOT__SECTION__KEY` environment variables override its values.
@@ -42,6 +42,10 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in `run.out_dir`.
     #[arg(long)]
     pub resume: bool,
+    /// Start afresh in a `run.out_dir` that holds an earlier run, deleting its checkpoints, metrics log,
+    /// grids and eval.json (without it such a start is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
 }
 
 /// `boot-host sample`.

@@ -13,13 +13,15 @@ use boot_core::image_data::{pad_to, read_images};
 use boot_core::generate::{generate, sample_inputs};
 use boot_core::grid::save_grid;
 use boot_core::samplers::SamplerKind;
+use boot_core::train::Start;
 use boot_sdk::candle::Tensor;
 use boot_sdk::io::{load_safetensors, save_safetensors};
 use boot_sdk::InputError;
 
 use crate::cli::{Cli, Command, EvalArgs, FdStatsArgs, InspectArgs, PluginsArgs, SampleArgs, TrainArgs};
-use crate::config_loader::{name_source, RawConfig};
-use crate::plugin_loader::{builtins, discover, load, resolve, search_dirs, Catalogue};
+use crate::config_loader::{load_run, name_source, RawConfig};
+use crate::plugin_loader::{builtins, discover, load, search_dirs};
+use crate::stdout;
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,8 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Reads the config, loads its plugins, types it, runs `f`; input errors about the config get its name.
 fn with_config(path: &Path, f: impl FnOnce(RunConfig, RunContext) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let name = path.display().to_string();
-    let typed = load_plugins_and_type(path);
-    typed
+    RawConfig::read(path)
+        .and_then(|raw| load_run(raw, &[]))
         .and_then(|(cfg, ctx, _)| {
             set_threads(cfg.run.threads);
             f(cfg, ctx)
@@ -60,28 +62,21 @@ fn set_threads(threads: usize) {
     }
 }
 
-fn load_plugins_and_type(path: &Path) -> anyhow::Result<(RunConfig, RunContext, Catalogue)> {
-    let raw = RawConfig::read(path)?;
-    let mut catalogue = builtins();
-    let dirs = search_dirs(&raw.plugin_dirs()?);
-    for spec in raw.plugins()? {
-        let file = resolve(&spec, &raw.context.base_dir, &dirs, &raw.context.config_name)?;
-        load(&file, &mut catalogue)?;
-    }
-    let (cfg, ctx) = raw.into_typed()?;
-    Ok((cfg, ctx, catalogue))
-}
-
 fn train(a: TrainArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
     let c = Components::build(&cfg, &ctx)?;
+    let start = match (a.resume, a.overwrite) {
+        (true, _) => Start::Resume,
+        (false, true) => Start::Overwrite,
+        (false, false) => Start::Fresh,
+    };
     // Loaded before training, so a missing statistics or network file is reported before any work.
     let fd = if cfg.eval.after_training { FdEval::from_config(&cfg.eval, &ctx.base_dir, &c.device)? } else { None };
-    let summary = boot_core::train::train(&cfg, &c, a.resume)?;
+    let summary = boot_core::train::train(&cfg, &c, start)?;
     tracing::info!(steps = summary.steps, from = summary.start_step, last_loss = summary.losses.last().copied(), "training finished");
     if cfg.eval.after_training {
         let student = if cfg.eval.use_ema { &c.ema } else { &c.student };
         let report = evaluate(&cfg, &c, student.net.as_ref(), fd.as_ref())?;
-        println!("{}", boot_sdk::serde_json::to_string_pretty(&report)?);
+        stdout::line(boot_sdk::serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }
@@ -108,7 +103,7 @@ fn eval(a: EvalArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
     let fd = FdEval::from_config(&cfg.eval, &ctx.base_dir, &c.device)?;
     let student = restore_student(&cfg, &c, a.checkpoint, false)?;
     let report = evaluate(&cfg, &c, student, fd.as_ref())?;
-    println!("{}", boot_sdk::serde_json::to_string_pretty(&report)?);
+    stdout::line(boot_sdk::serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }
 
@@ -137,7 +132,7 @@ fn fd_stats(a: FdStatsArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<(
     }
     let fit = moments.finish().map_err(|e| InputError::new(a.data.display().to_string(), "", e.to_string()))?;
     write_stats(&a.out, &fit, &features, [pc, ph, pw])?;
-    println!("wrote {} ({} images, {pc}x{ph}x{pw})", a.out.display(), fit.count);
+    stdout::line(format!("wrote {} ({} images, {pc}x{ph}x{pw})", a.out.display(), fit.count))?;
     Ok(())
 }
 
@@ -174,13 +169,13 @@ fn sample(a: SampleArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> 
     save_safetensors(&out, &tensors, Some(meta))?;
     let png = out.with_extension("png");
     save_grid(&png, &c.teacher.decode(&samples)?, (n as f64).sqrt().ceil() as usize)?;
-    println!("wrote {} and {}", out.display(), png.display());
+    stdout::line(format!("wrote {} and {}", out.display(), png.display()))?;
     Ok(())
 }
 
 fn plugins(a: PluginsArgs) -> anyhow::Result<()> {
     let catalogue = match &a.config {
-        Some(path) => load_plugins_and_type(path).map_err(|e| name_source(e, &path.display().to_string()))?.2,
+        Some(path) => RawConfig::read(path).and_then(|raw| load_run(raw, &[])).map_err(|e| name_source(e, &path.display().to_string()))?.2,
         None => {
             let mut catalogue = builtins();
             for file in discover(&search_dirs(&[])) {
@@ -190,12 +185,12 @@ fn plugins(a: PluginsArgs) -> anyhow::Result<()> {
         }
     };
     for (name, path) in &catalogue.loaded {
-        println!("plugin {name}: {}", path.display());
+        stdout::line(format!("plugin {name}: {}", path.display()))?;
     }
     let mut entries = catalogue.entries.clone();
     entries.sort_by(|a, b| (a.component, &a.kind).cmp(&(b.component, &b.kind)));
     for e in entries {
-        println!("{:<9} {:<16} {:<10} {}", e.component.section(), e.kind, e.provider, e.about);
+        stdout::line(format!("{:<9} {:<16} {:<10} {}", e.component.section(), e.kind, e.provider, e.about))?;
     }
     Ok(())
 }
@@ -215,8 +210,8 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     rows.sort();
     let total: usize = rows.iter().map(|r| r.2.iter().product::<usize>()).sum();
     for (name, dtype, dims) in &rows {
-        println!("{name:<60} {dtype:<5} {dims:?}");
+        stdout::line(format!("{name:<60} {dtype:<5} {dims:?}"))?;
     }
-    println!("{} tensors, {total} values", rows.len());
+    stdout::line(format!("{} tensors, {total} values", rows.len()))?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::{anyhow, BetaSchedule};
+use boot_sdk::{anyhow, BetaSchedule, InputError, StudentContext};
 use serde::Deserialize;
 
 /// What the network's first `C` output channels predict.
@@ -41,6 +41,18 @@ impl DiscreteDenoiser {
     /// The training schedule.
     pub fn schedule(&self) -> &Arc<BetaSchedule> {
         &self.schedule
+    }
+
+    /// The timestep a teacher-initialised student runs the network at: `requested` (`[student]
+    /// teacher_timestep`, checked against the schedule's range), else the timestep of the run schedule's
+    /// `lambda(t_max)`, where the boundary condition holds at initialisation.
+    pub fn student_timestep(&self, requested: Option<f64>, ctx: &StudentContext) -> boot_sdk::Result<f64> {
+        let last = (self.schedule.num_timesteps() - 1) as f64;
+        match requested {
+            Some(s) if (0.0..=last).contains(&s) => Ok(s),
+            Some(s) => Err(InputError::config("student.teacher_timestep", format!("must lie in [0, {last}], got {s}")).into()),
+            None => Ok(self.schedule.timestep_of_lambda(ctx.schedule.lambda(ctx.t_max))),
+        }
     }
 
     /// The prediction target.

@@ -112,3 +112,19 @@ pub fn input_error_line(e: &boot_sdk::anyhow::Error) -> String {
     assert!(!line.contains('\n'), "multi-line error: {line}");
     line
 }
+
+/// A teacher of no family (it returns its input), for "this student needs that teacher" tests.
+#[derive(Debug)]
+pub struct ForeignTeacher(pub [usize; 3]);
+
+impl Teacher for ForeignTeacher {
+    fn sample_shape(&self) -> [usize; 3] {
+        self.0
+    }
+    fn denoise(&self, x_t: &Tensor, _: &Times, _: &Cond) -> boot_sdk::Result<Tensor> {
+        Ok(x_t.clone())
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -66,6 +66,13 @@ pub trait ExactDensity {
     fn mode_of(&self, x0: &Tensor) -> crate::Result<Vec<Option<usize>>>;
     /// Indices of the modes a sampler can reach given `cond` (all modes when unconditional).
     fn reachable_modes(&self, cond: &Cond) -> crate::Result<Vec<usize>>;
+    /// The weights of the modes (as numbered by [`ExactDensity::mode_of`]) that each of `batch` samples
+    /// conditioned on `cond` is drawn with: one row per sample, summing to 1 (the mixture's own weights when
+    /// unconditional, a class's renormalised weights for a labelled sample).
+    fn mode_weights(&self, cond: &Cond, batch: usize) -> crate::Result<Vec<Vec<f64>>>;
+    /// Exact mean `[D]` and covariance `[D * D]` (row-major) of the flattened samples `[C * H * W]` of the
+    /// distribution whose modes have the given weights (one per mode, summing to 1).
+    fn moments(&self, weights: &[f64]) -> crate::Result<(Vec<f64>, Vec<f64>)>;
 }
 
 /// What a teacher config gets to build its teacher.

@@ -20,6 +20,13 @@ fn distilled_student_beats_ddim_1() {
     assert!(student < 0.8 * ddim1, "student ode_mse {student} does not beat DDIM-1's {ddim1}");
     assert!(metric("student_1", "nll") < metric("teacher_ddim_1", "nll"), "student nll not below DDIM-1's: {eval}");
     assert!(metric("student_1", "mode_coverage") > metric("teacher_ddim_1", "mode_coverage"), "coverage: {eval}");
+    // Exact distribution metrics for every sampler; DDIM-1's samples sit at the mean, in no mode.
+    for sampler in ["teacher_ddim_1", "teacher_ddim_10", "student_1"] {
+        assert!(metric(sampler, "fd_exact") >= -1e-6, "{sampler} fd_exact: {eval}");
+        assert!((0.0..=1.0).contains(&metric(sampler, "mode_tv")), "{sampler} mode_tv: {eval}");
+    }
+    assert!(metric("student_1", "fd_exact") < metric("teacher_ddim_1", "fd_exact"), "fd_exact: {eval}");
+    assert!(metric("student_1", "mode_tv") < metric("teacher_ddim_1", "mode_tv"), "mode_tv: {eval}");
     for f in ["metrics.jsonl", "checkpoints/step-00001500.safetensors", "grids/step-00001500.png"] {
         assert!(out_dir.join(f).is_file(), "{f} was not written");
     }
@@ -42,6 +49,12 @@ fn solver_and_guidance_swap_from_the_config_only() {
         assert!(out.status.success(), "{solver}/{guidance} failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let eval = eval_json(&dir.path().join("out"));
         assert!(eval["student_1"]["ode_mse"].as_f64().unwrap().is_finite());
+        // A conditional run: the exact metrics against the labels' class mixtures, for every sampler.
+        for sampler in ["teacher_ddim_1", "teacher_ddim_10", "student_1"] {
+            for key in ["fd_exact", "mode_tv"] {
+                assert!(eval[sampler][key].as_f64().is_some_and(f64::is_finite), "{sampler}.{key} in {eval}");
+            }
+        }
         assert_eq!(logged_losses(&dir.path().join("out")).len(), 6);
     }
 }

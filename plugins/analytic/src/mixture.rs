@@ -247,6 +247,32 @@ impl Mixture {
         Ok(row_log_sum_exp(&logits)?.flatten_all()?.to_vec1::<f64>()?.into_iter().map(|l| l - norm).collect())
     }
 
+    /// Exact mean `[D]` and covariance `[D * D]` (row-major) of the flattened mixture with component weights
+    /// `weights` (non-negative, normalised here) in place of its own: `m = sum_k w_k mu_k`,
+    /// `C = s^2 I + sum_k w_k (mu_k - m)(mu_k - m)^T`.
+    pub fn moments(&self, weights: &[f64]) -> boot_sdk::Result<(Vec<f64>, Vec<f64>)> {
+        let (k, d) = (self.components(), self.dim());
+        anyhow::ensure!(weights.len() == k, "got {} weights for a mixture of {k} components", weights.len());
+        anyhow::ensure!(weights.iter().all(|w| w.is_finite() && *w >= 0.0), "weights must be finite and non-negative: {weights:?}");
+        let total: f64 = weights.iter().sum();
+        anyhow::ensure!(total > 0.0, "the weights sum to zero");
+        let means = self.means.to_device(&Device::Cpu)?.to_vec2::<f64>()?;
+        let mut mean = vec![0.0; d];
+        for (mu, w) in means.iter().zip(weights) {
+            mean.iter_mut().zip(mu).for_each(|(m, x)| *m += w / total * x);
+        }
+        let mut cov = vec![0.0; d * d];
+        for (mu, w) in means.iter().zip(weights) {
+            let diff: Vec<f64> = mu.iter().zip(&mean).map(|(x, m)| x - m).collect();
+            for (row, di) in cov.chunks_exact_mut(d).zip(&diff) {
+                let scale = w / total * di;
+                row.iter_mut().zip(&diff).for_each(|(c, dj)| *c += scale * dj);
+            }
+        }
+        (0..d).for_each(|i| cov[i * d + i] += self.std * self.std);
+        Ok((mean, cov))
+    }
+
     /// RMS distance, in units of the component std, within which an image counts as lying in a component:
     /// true samples sit at about 1 (the chi-square mean), an average of two distinct means far outside.
     pub const MODE_RADIUS: f64 = 2.0;
@@ -447,6 +473,33 @@ mod tests {
         let sq: f64 = delta.iter().map(|d| d * d).sum();
         let expected = -0.5 * 4.0 * (2.0 * std::f64::consts::PI * s * s).ln() - sq / (2.0 * s * s);
         assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+        Ok(())
+    }
+
+    #[test]
+    fn moments_match_monte_carlo() -> boot_sdk::Result<()> {
+        let mix = small();
+        let means: Vec<Vec<f64>> = mix.means()?.reshape((3, 4))?.to_vec2()?;
+        let weights = mix.weights();
+        let (mean, cov) = mix.moments(&weights)?;
+        let mut rng = rng_for(12);
+        let n = 200_000;
+        let draws: Vec<Vec<f64>> = (0..n).map(|_| draw(&means, &weights, mix.std(), &mut rng)).collect();
+        for i in 0..4 {
+            let mc: f64 = draws.iter().map(|x| x[i]).sum::<f64>() / n as f64;
+            assert!((mean[i] - mc).abs() < 0.01, "mean {i}: exact {} vs MC {mc}", mean[i]);
+            for j in 0..4 {
+                let mj: f64 = draws.iter().map(|x| x[j]).sum::<f64>() / n as f64;
+                let c: f64 = draws.iter().map(|x| (x[i] - mc) * (x[j] - mj)).sum::<f64>() / (n - 1) as f64;
+                assert!((cov[i * 4 + j] - c).abs() < 0.01, "cov {i},{j}: exact {} vs MC {c}", cov[i * 4 + j]);
+            }
+        }
+        // One component alone: its mean and s^2 I.
+        let (mean, cov) = mix.moments(&[0.0, 2.0, 0.0])?;
+        assert_eq!(mean, means[1]);
+        let s2 = mix.std() * mix.std();
+        assert!((0..16).all(|i| (cov[i] - if i % 5 == 0 { s2 } else { 0.0 }).abs() < 1e-15), "{cov:?}");
+        assert!(mix.moments(&[1.0, 0.0]).is_err() && mix.moments(&[0.0; 3]).is_err());
         Ok(())
     }
 

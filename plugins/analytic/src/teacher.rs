@@ -200,6 +200,14 @@ impl ExactDensity for AnalyticTeacher {
         modes.dedup();
         Ok(modes)
     }
+
+    fn mode_weights(&self, cond: &Cond, batch: usize) -> boot_sdk::Result<Vec<Vec<f64>>> {
+        Ok(self.mixture.log_prior(cond.class.as_deref(), batch)?.exp()?.to_vec2::<f64>()?)
+    }
+
+    fn moments(&self, weights: &[f64]) -> boot_sdk::Result<(Vec<f64>, Vec<f64>)> {
+        self.mixture.moments(weights)
+    }
 }
 
 #[cfg(test)]
@@ -306,6 +314,13 @@ mod tests {
         assert_eq!(density.reachable_modes(&Cond::classes(vec![Some(1), Some(1)]))?, vec![1, 5]);
         assert_eq!(density.reachable_modes(&Cond::classes(vec![Some(1), None]))?, (0..8).collect::<Vec<_>>());
         assert_eq!(density.reachable_modes(&Cond::none())?, (0..8).collect::<Vec<_>>());
+        // Mode weights: the mixture's 1/8 each, or 1/2 on each component of a label's class.
+        let weights = density.mode_weights(&Cond::classes(vec![Some(1), None]), 2)?;
+        let expected = [[0.0, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0], [0.125; 8]];
+        assert!(weights.iter().flatten().zip(expected.iter().flatten()).all(|(w, e)| (w - e).abs() < 1e-12), "{weights:?}");
+        assert_eq!(density.mode_weights(&Cond::none(), 3)?.len(), 3);
+        let (mean, cov) = density.moments(&weights[1])?;
+        assert_eq!((mean.len(), cov.len()), (768, 768 * 768));
         Ok(())
     }
 

@@ -278,24 +278,12 @@ fn student_config_errors() {
     let e = serde_json::from_value::<EdmStudentConfig>(json!({ "sigma": 1 })).unwrap_err();
     assert!(e.to_string().contains("sigma"));
 
-    #[derive(Debug)]
-    struct Other;
-    impl Teacher for Other {
-        fn sample_shape(&self) -> [usize; 3] {
-            [3, 16, 16]
-        }
-        fn denoise(&self, x_t: &Tensor, _: &Times, _: &Cond) -> boot_sdk::Result<Tensor> {
-            Ok(x_t.clone())
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-    }
+    let other = boot_kit::testing::ForeignTeacher([3, 16, 16]);
     let varmap = VarMap::new();
     let sctx = StudentContext {
         vb: VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         varmap: &varmap,
-        teacher: &Other,
+        teacher: &other,
         schedule: &ToSigma80,
         w_conditioned: false,
         t_min: 0.0,

@@ -24,7 +24,7 @@ use boot_kit::{teacher_of, Backbone, TeacherInit, TeacherInitStudent};
 use boot_sdk::candle::{DType, Device, Tensor};
 use boot_models::adm::UNetModel;
 use boot_models::embeddings::timesteps::Timesteps;
-use boot_sdk::{Cond, InputError, Student, StudentConfig, StudentContext, Times};
+use boot_sdk::{Cond, Student, StudentConfig, StudentContext, Times};
 use serde::Deserialize;
 
 use crate::denoiser::AdmDenoiser;
@@ -48,12 +48,7 @@ impl AdmStudentConfig {
     pub fn build_student(&self, ctx: &StudentContext) -> boot_sdk::Result<AdmStudent> {
         let teacher: &AdmTeacher = teacher_of(ctx, "adm-student", "adm")?;
         let den = teacher.denoiser();
-        let last = (den.schedule().num_timesteps() - 1) as f64;
-        let s_max = match self.teacher_timestep {
-            Some(s) if (0.0..=last).contains(&s) => s,
-            Some(s) => return Err(InputError::config("student.teacher_timestep", format!("must lie in [0, {last}], got {s}")).into()),
-            None => den.schedule().timestep_of_lambda(ctx.schedule.lambda(ctx.t_max)),
-        };
+        let s_max = den.discrete().student_timestep(self.teacher_timestep, ctx)?;
         let ucfg = den.unet().config().clone();
         let cfg = teacher.config();
         let init = TeacherInit { kind: "adm-student", weights: teacher.weights(), is_buffer: |_| false, time_embedding: "boot_time_embed", w_embedding: "boot_w_embed" };

@@ -8,7 +8,7 @@
 mod common;
 
 use boot_plugin_imagenet::{AdmStudentConfig, AdmTeacher};
-use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::candle::{DType, Device};
 use boot_sdk::candle_nn::{VarBuilder, VarMap};
 use boot_sdk::BetaSchedule;
 use boot_sdk::serde_json::{self, json};
@@ -109,20 +109,8 @@ fn student_errors() {
     let e = AdmStudentConfig { teacher_timestep: Some(1000.0) }.build_student(&sctx(&varmap, teacher.as_ref(), schedule.as_ref())).err().expect("out of range");
     assert!(input_error(&e).contains("student.teacher_timestep"));
 
-    #[derive(Debug)]
-    struct Other;
-    impl Teacher for Other {
-        fn sample_shape(&self) -> [usize; 3] {
-            [3, 16, 16]
-        }
-        fn denoise(&self, x_t: &Tensor, _: &Times, _: &Cond) -> boot_sdk::Result<Tensor> {
-            Ok(x_t.clone())
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-    }
-    let e = AdmStudentConfig::default().build_student(&sctx(&varmap, &Other, schedule.as_ref())).err().expect("needs an adm teacher");
+    let other = boot_kit::testing::ForeignTeacher([3, 16, 16]);
+    let e = AdmStudentConfig::default().build_student(&sctx(&varmap, &other, schedule.as_ref())).err().expect("needs an adm teacher");
     assert!(input_error(&e).contains("needs an \"adm\" teacher"));
 }
 
