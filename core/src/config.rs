@@ -174,10 +174,15 @@ pub struct EvalSection {
     pub use_ema: bool,
     /// Run the evaluation at the end of training.
     pub after_training: bool,
+    /// Reference statistics of a real dataset (`boot-host fd-stats`), relative to the config: adds `fd` and
+    /// `fd_samples` per sampler to `eval.json`.
+    pub fd_stats: Option<PathBuf>,
+    /// The FD network's weights (relative to the config); default `~/.cache/boot/fd/efficientnet-lite0.safetensors`.
+    pub fd_network: Option<PathBuf>,
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        Self { samples: 256, batch_size: 128, ddim_steps: vec![1, 10, 50], reference_steps: 500, use_ema: true, after_training: true }
+        Self { samples: 256, batch_size: 128, ddim_steps: vec![1, 10, 50], reference_steps: 500, use_ema: true, after_training: true, fd_stats: None, fd_network: None }
     }
 }

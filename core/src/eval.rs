@@ -7,19 +7,23 @@ use boot_sdk::Student;
 
 use crate::components::Components;
 use crate::config::RunConfig;
+use crate::fd::FdEval;
+use crate::gaussian_fd::MomentAccumulator;
 use crate::generate::{generate, sample_inputs};
 use crate::metrics::MetricsAccumulator;
 use crate::samplers::SamplerKind;
 
 /// Evaluates `teacher_ddim_N` for each configured N and `student_1` against the teacher's ODE solution
-/// (DDIM with `eval.reference_steps`) from the same noise; writes `eval.json` into the run's folder and
+/// (DDIM with `eval.reference_steps`) from the same noise, and with `fd` the Fréchet distance of each
+/// sampler's decoded samples to the reference statistics; writes `eval.json` into the run's folder and
 /// returns it.
-pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student) -> boot_sdk::Result<Value> {
+pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Option<&FdEval>) -> boot_sdk::Result<Value> {
     let e = &cfg.eval;
     let (t_max, t_min) = (cfg.train.t_max, cfg.train.t_min);
     let mut kinds: Vec<SamplerKind> = e.ddim_steps.iter().map(|&n| SamplerKind::TeacherDdim(n)).collect();
     kinds.push(SamplerKind::Student);
     let mut acc: Vec<MetricsAccumulator> = kinds.iter().map(|_| MetricsAccumulator::default()).collect();
+    let mut moments: Vec<MomentAccumulator> = kinds.iter().map(|_| MomentAccumulator::default()).collect();
     let density = c.teacher.exact_density();
     let reference_kind = SamplerKind::TeacherDdim(e.reference_steps.max(1));
     let mut first = 0usize;
@@ -27,15 +31,24 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student) -> boot_
         let n = e.batch_size.max(1).min(e.samples - first);
         let inputs = sample_inputs(c, cfg.run.seed, first as u64, n, None)?;
         let reference = generate(c, student, reference_kind, &inputs, t_max, t_min)?;
-        for (kind, a) in kinds.iter().zip(acc.iter_mut()) {
+        for ((kind, a), m) in kinds.iter().zip(acc.iter_mut()).zip(moments.iter_mut()) {
             let samples = generate(c, student, *kind, &inputs, t_max, t_min)?;
             a.add(&samples, &reference, &inputs.cond, density)?;
+            if let Some(fd) = fd {
+                fd.add(m, &c.teacher.decode(&samples)?)?;
+            }
         }
         first += n;
     }
     let mut out = Map::new();
-    for (kind, a) in kinds.iter().zip(&acc) {
-        out.insert(kind.to_string(), a.finish(density)?);
+    for ((kind, a), m) in kinds.iter().zip(&acc).zip(&moments) {
+        let mut metrics = a.finish(density)?;
+        if let (Some(fd), Some(obj)) = (fd, metrics.as_object_mut()) {
+            let (distance, count) = fd.distance(m)?;
+            obj.insert("fd".into(), distance.into());
+            obj.insert("fd_samples".into(), count.into());
+        }
+        out.insert(kind.to_string(), metrics);
     }
     let out = Value::Object(out);
     write_json(&cfg.run.out_dir.join("eval.json"), &out)?;

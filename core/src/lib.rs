@@ -5,7 +5,8 @@
 //! - [`schedules`], [`solvers`], [`guidance`]: built-in components, selected by `kind = "..."`;
 //! - [`samplers`]: the teacher's DDIM-N and signal-ODE-N, and the one-step student;
 //! - [`precision`]: `run.dtype`, the mixed-precision wrappers;
-//! - [`eval`], [`metrics`]: `eval.json` ([`frechet`], [`sym_eigen`]: the exact Fréchet distance).
+//! - [`eval`], [`metrics`]: `eval.json` ([`frechet`], [`sym_eigen`]: the exact Fréchet distance);
+//! - [`fd`], [`gaussian_fd`], [`image_data`]: the Fréchet distance to a real dataset (features, Gaussian fit, image files).
 
 pub mod boot;
 pub mod checkpoint;
@@ -14,10 +15,13 @@ pub mod config;
 pub mod device;
 pub mod ema;
 pub mod eval;
+pub mod fd;
 pub mod frechet;
+pub mod gaussian_fd;
 pub mod generate;
 pub mod grid;
 pub mod guidance;
+pub mod image_data;
 pub mod metrics;
 pub mod metrics_log;
 pub mod optim;

@@ -25,6 +25,8 @@ pub enum Command {
     Sample(SampleArgs),
     /// Write eval.json: metrics of teacher DDIM-N and the student on the same noise.
     Eval(EvalArgs),
+    /// Compute a real dataset's reference statistics for the Fréchet distance (`[eval] fd_stats`).
+    FdStats(FdStatsArgs),
     /// List built-in and plugin-provided components.
     Plugins(PluginsArgs),
     /// List the tensors of a checkpoint (safetensors or PyTorch .pt/.pth).
@@ -81,6 +83,23 @@ pub struct EvalArgs {
     /// Checkpoint to load (default: the newest in `run.out_dir`).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+}
+
+/// `boot-host fd-stats`.
+#[derive(Debug, Args)]
+pub struct FdStatsArgs {
+    /// The run config (its teacher's pixel size, `eval.fd_network`, `eval.batch_size`, `run.device`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The real images: uint8 [N, H, W] or [N, H, W, C] in a .npz or .safetensors file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The array to read (needed when the file holds several, e.g. `x_train`).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Output statistics file (.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `boot-host plugins`.

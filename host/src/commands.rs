@@ -7,6 +7,9 @@ use boot_core::checkpoint::{self, Checkpoint};
 use boot_core::components::{Components, RunContext};
 use boot_core::config::RunConfig;
 use boot_core::eval::evaluate;
+use boot_core::fd::{network_path, write_stats, FdEval, FdFeatures};
+use boot_core::gaussian_fd::MomentAccumulator;
+use boot_core::image_data::{pad_to, read_images};
 use boot_core::generate::{generate, sample_inputs};
 use boot_core::grid::save_grid;
 use boot_core::samplers::SamplerKind;
@@ -15,7 +18,7 @@ use boot_sdk::candle::Tensor;
 use boot_sdk::io::{load_safetensors, save_safetensors};
 use boot_sdk::InputError;
 
-use crate::cli::{Cli, Command, EvalArgs, InspectArgs, PluginsArgs, SampleArgs, TrainArgs};
+use crate::cli::{Cli, Command, EvalArgs, FdStatsArgs, InspectArgs, PluginsArgs, SampleArgs, TrainArgs};
 use crate::config_loader::{load_run, name_source, RawConfig};
 use crate::plugin_loader::{builtins, discover, load, search_dirs};
 use crate::stdout;
@@ -31,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(Command::Train(a)), _) | (None, Some(a)) => with_config(&a.config.clone(), |cfg, ctx| train(a, cfg, ctx)),
         (Some(Command::Sample(a)), _) => with_config(&a.config.clone(), |cfg, ctx| sample(a, cfg, ctx)),
         (Some(Command::Eval(a)), _) => with_config(&a.config.clone(), |cfg, ctx| eval(a, cfg, ctx)),
+        (Some(Command::FdStats(a)), _) => with_config(&a.config.clone(), |cfg, ctx| fd_stats(a, cfg, ctx)),
         (Some(Command::Plugins(a)), _) => plugins(a),
         (Some(Command::Inspect(a)), _) => inspect(a),
         (None, None) => anyhow::bail!("nothing to do: give `--config run.toml` to train, or a subcommand (see --help)"),
@@ -65,11 +69,13 @@ fn train(a: TrainArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
         (false, true) => Start::Overwrite,
         (false, false) => Start::Fresh,
     };
+    // Loaded before training, so a missing statistics or network file is reported before any work.
+    let fd = if cfg.eval.after_training { FdEval::from_config(&cfg.eval, &ctx.base_dir, &c.device)? } else { None };
     let summary = boot_core::train::train(&cfg, &c, start)?;
     tracing::info!(steps = summary.steps, from = summary.start_step, last_loss = summary.losses.last().copied(), "training finished");
     if cfg.eval.after_training {
         let student = if cfg.eval.use_ema { &c.ema } else { &c.student };
-        let report = evaluate(&cfg, &c, student.net.as_ref())?;
+        let report = evaluate(&cfg, &c, student.net.as_ref(), fd.as_ref())?;
         stdout::line(boot_sdk::serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
@@ -94,9 +100,39 @@ fn restore_student<'c>(cfg: &RunConfig, c: &'c Components, checkpoint: Option<Pa
 
 fn eval(a: EvalArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
     let c = Components::build(&cfg, &ctx)?;
+    let fd = FdEval::from_config(&cfg.eval, &ctx.base_dir, &c.device)?;
     let student = restore_student(&cfg, &c, a.checkpoint, false)?;
-    let report = evaluate(&cfg, &c, student)?;
+    let report = evaluate(&cfg, &c, student, fd.as_ref())?;
     stdout::line(boot_sdk::serde_json::to_string_pretty(&report)?)?;
+    Ok(())
+}
+
+/// Fits a Gaussian to the FD features of a real image set, the images centred in the teacher's decoded
+/// pixel size with a black (-1) border when smaller (Fashion-MNIST's 28x28 in a 32x32 teacher's samples),
+/// so real images and samples go through the same pipeline.
+fn fd_stats(a: FdStatsArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
+    let c = Components::build(&cfg, &ctx)?;
+    let features = FdFeatures::load(&network_path(&cfg.eval, &ctx.base_dir)?, &c.device)?;
+    let images = read_images(&a.data, a.key.as_deref())?;
+    let [ch, h, w] = c.sample_shape();
+    let probe = c.teacher.decode(&Tensor::zeros((1, ch, h, w), boot_sdk::candle::DType::F32, &c.device)?)?;
+    let (_, pc, ph, pw) = probe.dims4()?;
+    let (n, ic, ih, iw) = images.dims4()?;
+    if ic != pc || ih > ph || iw > pw {
+        let msg = format!("images {ic}x{ih}x{iw} do not fit the teacher's {pc}x{ph}x{pw} samples (same channels, at most as large)");
+        return Err(InputError::new(a.data.display().to_string(), a.key.unwrap_or_default(), msg).into());
+    }
+    let images = pad_to(&images, ph, pw)?;
+    let mut moments = MomentAccumulator::default();
+    let batch = cfg.eval.batch_size.max(1);
+    for first in (0..n).step_by(batch) {
+        let x = images.narrow(0, first, batch.min(n - first))?.to_device(&c.device)?;
+        moments.add(&features.features(&x)?)?;
+        tracing::info!(done = first + x.dim(0)?, of = n, "fd-stats");
+    }
+    let fit = moments.finish().map_err(|e| InputError::new(a.data.display().to_string(), "", e.to_string()))?;
+    write_stats(&a.out, &fit, &features, [pc, ph, pw])?;
+    stdout::line(format!("wrote {} ({} images, {pc}x{ph}x{pw})", a.out.display(), fit.count))?;
     Ok(())
 }
 

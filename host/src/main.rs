@@ -1,6 +1,6 @@
 //! `boot-host`: distill a diffusion teacher into a one-step student with BOOT.
 //!
-//! `boot-host --config run.toml` trains; `sample`, `eval`, `plugins` and `inspect` are subcommands.
+//! `boot-host --config run.toml` trains; `sample`, `eval`, `fd-stats`, `plugins` and `inspect` are subcommands.
 //! Errors in what the user gave (config keys, files, tensors) print one line and exit with code 2.
 
 use std::io::IsTerminal;

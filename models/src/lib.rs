@@ -22,6 +22,7 @@
 //! | [`layers::strided_conv`] | strided 3x3 convolution (ADM's and diffusers' down-sampling) |
 //! | [`layers::resample`] | FIR resampling filters (`resample_filter` buffers) and depthwise up/down-sampling |
 //! | [`layers::attention`] | scaled dot-product attention, EDM/ADM self-attention, reusable cross-attention |
+//! | [`layers::batch_norm`] | batch normalisation in inference mode (running statistics) |
 //! | [`layers::layer_norm`] | layer normalisation (diffusers' transformer blocks) |
 //! | [`layers::label`] | class labels: one-hot rows (all-zero = unconditional) and label embeddings |
 //! | [`embeddings::positional`] | sinusoidal embedding (endpoint and cos/sin order options) |
@@ -33,6 +34,7 @@
 //! | [`adm`] | openai/guided-diffusion: `UNetModel` and its blocks |
 //! | [`edm`] | NVlabs/edm: `SongUNet`, `DhariwalUNet`, `UNetBlock`, the preconditioners, the converter JSON, `edm_sampler` |
 //! | [`diffusers`] | huggingface/diffusers: `UNet2DModel`, `UNet2DConditionModel` and their blocks |
+//! | [`efficientnet_lite`] | EfficientNet-Lite (lukemelas' EfficientNet-PyTorch): the Fréchet-distance feature network and its input transform |
 
 use boot_sdk::{candle, candle_nn, serde_json, Result};
 
@@ -40,6 +42,7 @@ pub mod adm;
 pub mod config;
 pub mod diffusers;
 pub mod edm;
+pub mod efficientnet_lite;
 pub mod embeddings;
 pub mod layers;
 pub mod overlay;
