@@ -46,6 +46,11 @@ impl MomentAccumulator {
         Ok(())
     }
 
+    /// Number of vectors added.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     /// The Gaussian fit; at least two vectors are needed for a covariance.
     pub fn finish(&self) -> boot_sdk::Result<GaussianFit> {
         let (Some(shift), Some(sum), Some(outer)) = (&self.shift, &self.sum, &self.outer) else {
@@ -65,6 +70,13 @@ impl MomentAccumulator {
 }
 
 impl GaussianFit {
+    /// A Gaussian from its mean `[d]` and row-major covariance `[d * d]` (an exact one, say, with the
+    /// `count` of the fit it is compared with).
+    pub fn from_moments(mean: Vec<f64>, cov: &[f64], count: usize) -> Self {
+        let d = mean.len();
+        Self { mean: DVector::from_vec(mean), cov: symmetrized(DMatrix::from_row_slice(d, d, cov)), count }
+    }
+
     /// Feature width.
     pub fn dim(&self) -> usize {
         self.mean.len()

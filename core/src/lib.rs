@@ -5,7 +5,7 @@
 //! - [`schedules`], [`solvers`], [`guidance`]: built-in components, selected by `kind = "..."`;
 //! - [`samplers`]: the teacher's DDIM-N and signal-ODE-N, and the one-step student;
 //! - [`precision`]: `run.dtype`, the mixed-precision wrappers;
-//! - [`eval`], [`metrics`]: `eval.json` ([`frechet`], [`sym_eigen`]: the exact Fréchet distance);
+//! - [`eval`], [`metrics`]: `eval.json`;
 //! - [`fd`], [`gaussian_fd`], [`image_data`]: the Fréchet distance to a real dataset (features, Gaussian fit, image files).
 
 pub mod boot;
@@ -16,7 +16,6 @@ pub mod device;
 pub mod ema;
 pub mod eval;
 pub mod fd;
-pub mod frechet;
 pub mod gaussian_fd;
 pub mod generate;
 pub mod grid;
@@ -31,5 +30,4 @@ pub mod samplers;
 pub mod schedules;
 pub mod seeded_init;
 pub mod solvers;
-pub mod sym_eigen;
 pub mod train;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use boot_sdk::candle::{Tensor, D};
 use boot_sdk::{Cond, ExactDensity};
 
-use crate::frechet::{frechet_distance, GaussianFit};
+use crate::gaussian_fd::{frechet_distance, GaussianFit, MomentAccumulator};
 
 /// Mean squared distance of each sample to the reference from the same noise, one value per sample.
 pub fn ode_mse(samples: &Tensor, reference: &Tensor) -> boot_sdk::Result<Vec<f64>> {
@@ -39,8 +39,8 @@ pub struct MetricsAccumulator {
     nll: Vec<f64>,
     hit: BTreeSet<usize>,
     reachable: BTreeSet<usize>,
-    /// Gaussian fit of the samples (with a known density).
-    fit: GaussianFit,
+    /// Moments of the flattened samples (with a known density).
+    fit: MomentAccumulator,
     /// Samples per mode, the last entry counting the samples in no mode.
     mode_counts: Vec<usize>,
     /// Sum over the samples of the mode weights they are drawn with.
@@ -66,7 +66,7 @@ impl MetricsAccumulator {
                 anyhow::ensure!(k < self.mode_counts.len(), "mode {k} of a density with {} modes", self.weight_sums.len());
                 self.mode_counts[k] += 1;
             }
-            self.fit.add(samples)?;
+            self.fit.add(&samples.flatten_from(1)?)?;
         }
         Ok(())
     }
@@ -93,8 +93,8 @@ impl MetricsAccumulator {
             if self.fit.count() >= 2 {
                 // The true covariance (full rank: s^2 I + ...) goes first: its square root is the one taken.
                 let (true_mean, true_cov) = d.moments(&target)?;
-                let (fit_mean, fit_cov) = self.fit.mean_cov()?;
-                obj.insert("fd_exact".into(), frechet_distance(&true_mean, &true_cov, &fit_mean, &fit_cov)?.into());
+                let exact = GaussianFit::from_moments(true_mean, &true_cov, self.fit.count());
+                obj.insert("fd_exact".into(), frechet_distance(&exact, &self.fit.finish()?).into());
             }
             obj.insert("mode_tv".into(), mode_tv(&self.mode_counts, &target).into());
         }
