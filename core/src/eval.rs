@@ -1,6 +1,7 @@
 //! `eval.json`: metrics of each teacher sampler and of the one-step student on the same inputs.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use boot_sdk::serde_json::{self, Map, Value};
 use boot_sdk::Student;
@@ -15,8 +16,8 @@ use crate::samplers::SamplerKind;
 
 /// Evaluates `teacher_ddim_N` for each configured N and `student_1` against the teacher's ODE solution
 /// (DDIM with `eval.reference_steps`) from the same noise, and with `fd` the Fréchet distance of each
-/// sampler's decoded samples to the reference statistics; writes `eval.json` into the run's folder and
-/// returns it.
+/// sampler's decoded samples to the reference statistics; each sampler's `images_per_s` is its sampling
+/// throughput at `eval.batch_size`. Writes `eval.json` into the run's folder and returns it.
 pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Option<&FdEval>) -> boot_sdk::Result<Value> {
     let e = &cfg.eval;
     let (t_max, t_min) = (cfg.train.t_max, cfg.train.t_min);
@@ -24,6 +25,7 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Opti
     kinds.push(SamplerKind::Student);
     let mut acc: Vec<MetricsAccumulator> = kinds.iter().map(|_| MetricsAccumulator::default()).collect();
     let mut moments: Vec<MomentAccumulator> = kinds.iter().map(|_| MomentAccumulator::default()).collect();
+    let mut elapsed = vec![Duration::ZERO; kinds.len()];
     let density = c.teacher.exact_density();
     let reference_kind = SamplerKind::TeacherDdim(e.reference_steps.max(1));
     let mut first = 0usize;
@@ -31,8 +33,12 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Opti
         let n = e.batch_size.max(1).min(e.samples - first);
         let inputs = sample_inputs(c, cfg.run.seed, first as u64, n, None)?;
         let reference = generate(c, student, reference_kind, &inputs, t_max, t_min)?;
-        for ((kind, a), m) in kinds.iter().zip(acc.iter_mut()).zip(moments.iter_mut()) {
+        for (((kind, a), m), dt) in kinds.iter().zip(acc.iter_mut()).zip(moments.iter_mut()).zip(elapsed.iter_mut()) {
+            c.device.synchronize()?;
+            let started = Instant::now();
             let samples = generate(c, student, *kind, &inputs, t_max, t_min)?;
+            c.device.synchronize()?;
+            *dt += started.elapsed();
             a.add(&samples, &reference, &inputs.cond, density)?;
             if let Some(fd) = fd {
                 fd.add(m, &c.teacher.decode(&samples)?)?;
@@ -41,8 +47,12 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Opti
         first += n;
     }
     let mut out = Map::new();
-    for ((kind, a), m) in kinds.iter().zip(&acc).zip(&moments) {
+    for (((kind, a), m), dt) in kinds.iter().zip(&acc).zip(&moments).zip(&elapsed) {
         let mut metrics = a.finish(density)?;
+        if let Some(obj) = metrics.as_object_mut() {
+            // Sampling only (no metrics, no FD features), at `eval.batch_size`, the device synchronised.
+            obj.insert("images_per_s".into(), (e.samples as f64 / dt.as_secs_f64().max(1e-9)).into());
+        }
         if let (Some(fd), Some(obj)) = (fd, metrics.as_object_mut()) {
             let (distance, count) = fd.distance(m)?;
             obj.insert("fd".into(), distance.into());

@@ -18,6 +18,7 @@ fn diffusers_tiny_example_runs_end_to_end() {
     let eval = eval_json(&out);
     for k in ["student_1", "teacher_ddim_1", "teacher_ddim_10"] {
         assert!(eval[k]["ode_mse"].as_f64().is_some_and(f64::is_finite), "{k} in {eval}");
+        assert!(eval[k]["images_per_s"].as_f64().is_some_and(|v| v > 0.0), "{k} in {eval}");
     }
     assert!(eval["teacher_ddim_10"]["ode_mse"].as_f64() < eval["teacher_ddim_1"]["ode_mse"].as_f64());
     assert_eq!(logged_losses(&out).len(), 4);
