@@ -65,6 +65,17 @@ fn plugin_built_against_another_sdk() {
 }
 
 #[test]
+fn a_kind_name_registered_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = bin_dir().join("libboot_testplugin_duplicate.so");
+    assert!(lib.is_file(), "{} is missing: build the workspace first", lib.display());
+    let cfg = small_config(dir.path(), 5, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("plugins = [\"analytic\"]", &format!("plugins = [\"analytic\", \"{}\"]", lib.display()));
+    std::fs::write(&cfg, text).unwrap();
+    expect_refusal(dir.path(), &cfg, &[], &["libboot_testplugin_duplicate.so", "teacher kind `analytic`", "already provided by `analytic`"]);
+}
+
+#[test]
 fn truncated_safetensors_mixture() {
     let dir = tempfile::tempdir().unwrap();
     // A valid header claiming 64 bytes of data, with only 10 present.
