@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs the CUDA build (scripts/cuda/build.sh) into dist/boot-cuda.tar.xz for the GPU machine, which has no Rust:
 #   boot-host (and the workspace's other binaries: boot-bench), libboot_sdk.so, libboot_cuda_compat.so, libstd-*.so (from `rustc --print target-libdir`), the plugin libraries
-#   (libboot_plugin_*.so, and the deliberately mismatched test plugin the bad-input test loads), the test
+#   (libboot_plugin_*.so, and the refused test plugins the bad-input tests load), the test
 #   executables under deps/ (boot-tests' integration tests find boot-host in the folder above theirs), and
 #   BUILD-INFO (commit, dirty files, features, the build's repo path: tests read fixtures from it).
 # All stripped of debug info. The stubs of scripts/cuda/setup.sh are never packed: the GPU machine has the
@@ -33,7 +33,7 @@ for f in "$REL"/*; do
 done
 cp "$REL/libboot_sdk.so" "$REL/libboot_cuda_compat.so" "$stage/"
 cp "$REL"/libboot_plugin_*.so "$stage/"
-[ -f "$REL/libboot_testplugin_mismatched.so" ] && cp "$REL/libboot_testplugin_mismatched.so" "$stage/"
+cp "$REL"/libboot_testplugin_*.so "$stage/" 2>/dev/null || true
 cp "$(rustc --print target-libdir)"/libstd-*.so "$stage/"
 
 # Test executables, from the list `cargo test --no-run` printed (build.sh keeps it), named without the hash.
