@@ -2,7 +2,7 @@
 # Host, plugins and tests link one libboot_sdk.so. Cargo unifies features per command, so if building one
 # package (`-p X`) turned on other features of a dependency inside the sdk than `--workspace` does, the two
 # builds would produce different libboot_sdk.so files and binaries from one would crash against the other
-# (DESIGN.md section 4, guard 2). This checks that every package selection sees the same features for every
+# (docs/architecture.md, guard 2). This checks that every package selection sees the same features for every
 # crate in the sdk's dependency closure. Fix a failure by pinning the feature in sdk/Cargo.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 //! Computes the build id that host and plugins compare at load time: a hash of the sdk's sources, the
 //! compiler version, the profile and the enabled features. A plugin compiled against other sdk sources is
-//! refused before any of its code runs (DESIGN.md section 4, guard 3).
+//! refused before any of its code runs (docs/architecture.md, guard 3).
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::Path;

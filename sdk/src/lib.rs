@@ -6,7 +6,7 @@
 //! - the plugin contract ([`plugin`]): one exported declaration, checked by the host before anything else;
 //! - the kernels ([`ops`]): custom ops with hand-written backward passes, cuDNN convolutions, fused updates;
 //! - the one shared copy of the engine: `candle`, `candle_nn`, `serde`, `typetag`, `inventory`, `tracing`,
-//!   re-exported so that plugins and host use the same symbols (DESIGN.md section 4, model (a)).
+//!   re-exported so that plugins and host use the same symbols (docs/architecture.md, "The shared-library guards").
 
 pub use anyhow;
 pub use candle_core as candle;
