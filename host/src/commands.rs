@@ -190,7 +190,7 @@ fn plugins(a: PluginsArgs) -> anyhow::Result<()> {
     let mut entries = catalogue.entries.clone();
     entries.sort_by(|a, b| (a.component, &a.kind).cmp(&(b.component, &b.kind)));
     for e in entries {
-        stdout::line(format!("{:<9} {:<16} {:<10} {}", e.component.section(), e.kind, e.provider, e.about))?;
+        stdout::line(format!("{:<9} {:<18} {:<10} {}", e.component.section(), e.kind, e.provider, e.about))?;
     }
     Ok(())
 }
