@@ -20,6 +20,7 @@
 //! in `f64` everything is `f64`.
 
 pub mod attention;
+pub mod autoencoder_kl;
 pub mod block_attention;
 pub mod down_blocks;
 pub mod embeddings;
@@ -32,6 +33,7 @@ pub mod unet_2d_condition;
 pub mod up_blocks;
 
 pub use attention::{Attention, AttentionConfig};
+pub use autoencoder_kl::{AutoencoderKLConfig, AutoencoderKLDecoder};
 pub use block_attention::{BlockAttention, BlockAttentionKind};
 pub use down_blocks::{DownBlock2D, DownBlock2DConfig, ResampleType};
 pub use embeddings::{GaussianFourierProjection, TimestepEmbedding};
