@@ -1,4 +1,4 @@
-//! Pointwise activations by the names diffusers configs use (`act_fn`, `resnet_act_fn`).
+//! Pointwise activations by the names diffusers and transformers configs use (`act_fn`, `hidden_act`).
 
 use crate::GroupNorm;
 use crate::candle::{Result, Tensor};
@@ -10,6 +10,8 @@ pub enum Activation {
     Silu,
     /// Exact (erf) GELU (`"gelu"`), as `torch.nn.GELU()`.
     Gelu,
+    /// `x * sigmoid(1.702 x)` (`"quick_gelu"`, OpenAI CLIP's and SD 1.x's text encoder).
+    QuickGelu,
     /// `x * tanh(softplus(x))` (`"mish"`).
     Mish,
     /// `max(x, 0)` (`"relu"`).
@@ -22,9 +24,10 @@ impl Activation {
         Ok(match name {
             "silu" | "swish" => Activation::Silu,
             "gelu" => Activation::Gelu,
+            "quick_gelu" => Activation::QuickGelu,
             "mish" => Activation::Mish,
             "relu" => Activation::Relu,
-            other => crate::candle::bail!("unknown activation `{other}` (expected silu, swish, gelu, mish or relu)"),
+            other => crate::candle::bail!("unknown activation `{other}` (expected silu, swish, gelu, quick_gelu, mish or relu)"),
         })
     }
 
@@ -33,6 +36,7 @@ impl Activation {
         match self {
             Activation::Silu => boot_sdk::ops::silu(x),
             Activation::Gelu => x.gelu_erf(),
+            Activation::QuickGelu => x * boot_sdk::candle_nn::ops::sigmoid(&(x * 1.702)?)?,
             Activation::Mish => {
                 // softplus(x) = log(1 + exp(x)), computed stably as max(x, 0) + log(1 + exp(-|x|)).
                 let softplus = (x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
