@@ -28,6 +28,40 @@ const SAMPLING_KEYS: &[&str] = &[
     "eta",
 ];
 
+/// `beta_schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BetaScheduleKind {
+    /// Betas linear from `beta_start` to `beta_end`.
+    Linear,
+    /// Linear in `sqrt(beta)` (Stable Diffusion).
+    ScaledLinear,
+    /// The cosine schedule of Nichol & Dhariwal.
+    SquaredcosCapV2,
+}
+
+/// `prediction_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionType {
+    /// The noise.
+    Epsilon,
+    /// The velocity `alpha eps - sigma x0`.
+    VPrediction,
+    /// The signal.
+    Sample,
+}
+
+impl From<PredictionType> for Prediction {
+    fn from(p: PredictionType) -> Self {
+        match p {
+            PredictionType::Epsilon => Prediction::Eps,
+            PredictionType::VPrediction => Prediction::V,
+            PredictionType::Sample => Prediction::X0,
+        }
+    }
+}
+
 /// The schedule part of a diffusers scheduler config.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchedulerConfig {
@@ -36,7 +70,7 @@ pub struct SchedulerConfig {
     pub num_train_timesteps: usize,
     /// `linear`, `scaled_linear` or `squaredcos_cap_v2`.
     #[serde(default = "default_beta_schedule")]
-    pub beta_schedule: String,
+    pub beta_schedule: BetaScheduleKind,
     /// First beta of the linear schedules.
     #[serde(default = "default_beta_start")]
     pub beta_start: f64,
@@ -48,7 +82,7 @@ pub struct SchedulerConfig {
     pub trained_betas: Option<Vec<f64>>,
     /// `epsilon`, `v_prediction` or `sample`.
     #[serde(default = "default_prediction")]
-    pub prediction_type: String,
+    pub prediction_type: PredictionType,
     /// `fixed_small`, `learned_range`, ...: `learned*` means the network outputs a variance too.
     #[serde(default)]
     pub variance_type: Option<String>,
@@ -60,8 +94,8 @@ pub struct SchedulerConfig {
 fn default_timesteps() -> usize {
     1000
 }
-fn default_beta_schedule() -> String {
-    "linear".into()
+fn default_beta_schedule() -> BetaScheduleKind {
+    BetaScheduleKind::Linear
 }
 fn default_beta_start() -> f64 {
     0.0001
@@ -69,8 +103,8 @@ fn default_beta_start() -> f64 {
 fn default_beta_end() -> f64 {
     0.02
 }
-fn default_prediction() -> String {
-    "epsilon".into()
+fn default_prediction() -> PredictionType {
+    PredictionType::Epsilon
 }
 
 impl SchedulerConfig {
@@ -86,18 +120,12 @@ impl SchedulerConfig {
             let msg = "true is not supported: a zero terminal SNR has no finite noise level at the last timestep";
             return Err(InputError::new(source, "rescale_betas_zero_snr", msg).into());
         }
-        self.prediction().map_err(|m| InputError::new(source, "prediction_type", m))?;
         Ok(())
     }
 
     /// The prediction target.
-    pub fn prediction(&self) -> Result<Prediction, String> {
-        match self.prediction_type.as_str() {
-            "epsilon" => Ok(Prediction::Eps),
-            "v_prediction" => Ok(Prediction::V),
-            "sample" => Ok(Prediction::X0),
-            other => Err(format!("unknown prediction type `{other}` (expected epsilon, v_prediction or sample)")),
-        }
+    pub fn prediction(&self) -> Prediction {
+        self.prediction_type.into()
     }
 
     /// Whether the network's output carries a learned variance after the prediction.
@@ -115,11 +143,10 @@ impl SchedulerConfig {
             }
             return BetaSchedule::from_betas(betas.clone()).map_err(|e| bad("trained_betas", e));
         }
-        match self.beta_schedule.as_str() {
-            "linear" => BetaSchedule::linear(n, self.beta_start, self.beta_end),
-            "scaled_linear" => BetaSchedule::scaled_linear(n, self.beta_start, self.beta_end),
-            "squaredcos_cap_v2" => BetaSchedule::cosine(n),
-            other => return Err(InputError::new(source, "beta_schedule", format!("unknown schedule `{other}` (expected linear, scaled_linear or squaredcos_cap_v2)")).into()),
+        match self.beta_schedule {
+            BetaScheduleKind::Linear => BetaSchedule::linear(n, self.beta_start, self.beta_end),
+            BetaScheduleKind::ScaledLinear => BetaSchedule::scaled_linear(n, self.beta_start, self.beta_end),
+            BetaScheduleKind::SquaredcosCapV2 => BetaSchedule::cosine(n),
         }
         .map_err(|e| bad("beta_schedule", e))
     }

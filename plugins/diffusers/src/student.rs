@@ -92,7 +92,7 @@ impl Backbone for DiffusersBackbone {
 
     fn predict(&self, eps: &Tensor, cond: &Cond, extra: &Tensor) -> boot_sdk::Result<Tensor> {
         let n = eps.dim(0)?;
-        let labels = label_ids(cond, n, self.num_classes)?;
+        let labels = label_ids(cond, n, self.num_classes);
         predict_x0(&self.unet, &self.discrete, eps, &vec![self.s_max; n], labels.as_deref(), Some(extra))
     }
 }

@@ -51,7 +51,7 @@ impl DiffusersTeacherConfig {
         let scheduler_path = root.join("scheduler").join("scheduler_config.json");
         let scheduler = SchedulerConfig::read(&scheduler_path)?;
         let schedule = Arc::new(scheduler.beta_schedule(&scheduler_path.display().to_string())?);
-        let prediction = scheduler.prediction().map_err(|m| InputError::new(scheduler_path.display().to_string(), "prediction_type", m))?;
+        let prediction = scheduler.prediction();
         let config_path = root.join("unet").join("config.json");
         let config = UNet2DConfig::from_json_file(&config_path)?;
         check_unet(&config, &scheduler, &config_path)?;
@@ -149,18 +149,10 @@ impl DiffusersTeacher {
     }
 }
 
-/// The class labels of a batch of `n` for a net with `num_classes` (`None`: unconditional); a null label
-/// embeds to zeros.
-pub fn label_ids(cond: &Cond, n: usize, num_classes: Option<usize>) -> boot_sdk::Result<Option<Vec<Option<u32>>>> {
-    let Some(k) = num_classes else { return Ok(None) };
-    let labels = cond.class.clone().unwrap_or_else(|| vec![None; n]);
-    if labels.len() != n {
-        anyhow::bail!("diffusers: {} class labels for a batch of {n}", labels.len());
-    }
-    if let Some(bad) = labels.iter().flatten().find(|&&c| c as usize >= k) {
-        return Err(InputError::config("class label", format!("label {bad} out of range (the model has {k} classes)")).into());
-    }
-    Ok(Some(labels))
+/// The class labels of a batch of `n` for a net with `num_classes` (`None`: unconditional): `cond`'s, all null
+/// when it has none; a null label embeds to zeros. The UNet checks their count and range.
+pub fn label_ids(cond: &Cond, n: usize, num_classes: Option<usize>) -> Option<Vec<Option<u32>>> {
+    num_classes.map(|_| cond.class.clone().unwrap_or_else(|| vec![None; n]))
 }
 
 /// Signal prediction of `unet` for `x_t` at schedule `timesteps`, with `extra` added to its embedding.
@@ -188,7 +180,7 @@ impl Teacher for DiffusersTeacher {
             anyhow::bail!("diffusers teacher: {} times for a batch of {n}", times.len());
         }
         let timesteps = self.discrete.timesteps_of_lambda(&times.lambda);
-        let labels = label_ids(cond, n, self.num_classes)?;
+        let labels = label_ids(cond, n, self.num_classes);
         predict_x0(&self.unet, &self.discrete, x_t, &timesteps, labels.as_deref(), None)
     }
 
