@@ -13,7 +13,7 @@ pub fn one_hot_labels(labels: &[Option<u32>], num_classes: usize, dtype: DType, 
         if let Some(c) = *label {
             let c = c as usize;
             if c >= num_classes {
-                return Err(InputError::new("", "class label", format!("label {c} out of range (the model has {num_classes} classes)")).into());
+                return Err(InputError::config("class label", format!("label {c} out of range (the model has {num_classes} classes)")).into());
             }
             v[row * num_classes + c] = 1.0;
         }
@@ -73,7 +73,7 @@ impl ClassEmbeddingTable {
                 (None, None) => (0, 0.0),
             };
             if i as usize >= rows {
-                return Err(InputError::new("", "class label", format!("label {i} out of range (the table has {rows} rows)")).into());
+                return Err(InputError::config("class label", format!("label {i} out of range (the table has {rows} rows)")).into());
             }
             idx.push(i);
             keep.push(k);

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use boot_models::edm::EdmDenoiser;
 use boot_models::edm::{is_buffer, EdmNetwork};
-use crate::teacher::EdmTeacher;
+use crate::teacher::{one_hot_of, EdmTeacher};
 
 /// `[student] kind = "edm-student"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -116,10 +116,7 @@ impl Backbone for EdmBackbone {
         let (n, dtype, device) = (eps.dim(0)?, eps.dtype(), eps.device());
         let scale = (1.0 + self.sigma_max * self.sigma_max).sqrt();
         let x = eps.broadcast_mul(&boot_sdk::times::column(&vec![scale; n], dtype, device)?)?;
-        let labels = match (&cond.class, self.label_dim) {
-            (_, 0) | (None, _) => None,
-            (Some(c), l) => Some(boot_models::one_hot_labels(c, l, dtype, device)?),
-        };
+        let labels = one_hot_of(cond, n, self.label_dim, dtype, device)?;
         Ok(self.denoiser.forward(&x, &vec![self.sigma_max; n], labels.as_ref(), Some(extra))?)
     }
 }

@@ -148,15 +148,16 @@ impl EdmTeacher {
     pub fn weights(&self) -> &HashMap<String, Tensor> {
         &self.weights
     }
+}
 
-    /// One-hot labels for a batch of `n` (`None` when the net is unconditional or `cond` has no classes).
-    pub fn label_tensor(&self, cond: &Cond, n: usize) -> boot_sdk::Result<Option<Tensor>> {
-        let l = self.denoiser.label_dim();
-        match (&cond.class, l) {
-            (_, 0) | (None, _) => Ok(None),
-            (Some(c), _) if c.len() != n => Err(boot_sdk::anyhow::anyhow!("edm teacher: {} class labels for a batch of {n}", c.len())),
-            (Some(c), _) => Ok(Some(one_hot_labels(c, l, self.dtype, &self.device)?)),
-        }
+/// One-hot labels `[n, label_dim]` in `dtype` for a batch of `n` (`None` when the net is unconditional or
+/// `cond` has no classes); shared by the teacher and the student.
+pub fn one_hot_of(cond: &Cond, n: usize, label_dim: usize, dtype: DType, device: &Device) -> boot_sdk::Result<Option<Tensor>> {
+    match &cond.class {
+        None => Ok(None),
+        Some(_) if label_dim == 0 => Ok(None),
+        Some(c) if c.len() != n => Err(boot_sdk::anyhow::anyhow!("edm: {} class labels for a batch of {n}", c.len())),
+        Some(c) => Ok(Some(one_hot_labels(c, label_dim, dtype, device)?)),
     }
 }
 
@@ -183,7 +184,7 @@ impl Teacher for EdmTeacher {
         let sigma: Vec<f64> = times.sigma.iter().zip(&times.alpha).map(|(s, a)| (s / a).max(SIGMA_FLOOR)).collect();
         let inv_alpha: Vec<f64> = times.alpha.iter().map(|a| 1.0 / a).collect();
         let x = x_t.broadcast_mul(&boot_sdk::times::column(&inv_alpha, x_t.dtype(), x_t.device())?)?;
-        let labels = self.label_tensor(cond, n)?;
+        let labels = one_hot_of(cond, n, self.denoiser.label_dim(), self.dtype, &self.device)?;
         Ok(self.denoiser.forward(&x, &sigma, labels.as_ref(), None)?)
     }
 
