@@ -17,12 +17,17 @@ use crate::samplers::SamplerKind;
 /// Evaluates `teacher_ddim_N` for each configured N and `student_1` against the teacher's ODE solution
 /// (DDIM with `eval.reference_steps`) from the same noise, and with `fd` the Fréchet distance of each
 /// sampler's decoded samples to the reference statistics; each sampler's `images_per_s` is its sampling
-/// throughput at `eval.batch_size`. Writes `eval.json` into the run's folder and returns it.
-pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Option<&FdEval>) -> boot_sdk::Result<Value> {
+/// throughput at `eval.batch_size`. Without a student (a teacher's own baseline) the `student_1` row is left
+/// out. Writes the report to `out` (the run's `eval.json` by default) and returns it.
+pub fn evaluate(cfg: &RunConfig, c: &Components, student: Option<&dyn Student>, fd: Option<&FdEval>, out: &Path) -> boot_sdk::Result<Value> {
     let e = &cfg.eval;
     let (t_max, t_min) = (cfg.train.t_max, cfg.train.t_min);
     let mut kinds: Vec<SamplerKind> = e.ddim_steps.iter().map(|&n| SamplerKind::TeacherDdim(n)).collect();
-    kinds.push(SamplerKind::Student);
+    if student.is_some() {
+        kinds.push(SamplerKind::Student);
+    }
+    // Teacher samplers never read the student; the untrained one stands in for the argument.
+    let student = student.unwrap_or(c.student.net.as_ref());
     let mut acc: Vec<MetricsAccumulator> = kinds.iter().map(|_| MetricsAccumulator::default()).collect();
     let mut moments: Vec<MomentAccumulator> = kinds.iter().map(|_| MomentAccumulator::default()).collect();
     let mut elapsed = vec![Duration::ZERO; kinds.len()];
@@ -46,7 +51,7 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Opti
         }
         first += n;
     }
-    let mut out = Map::new();
+    let mut report = Map::new();
     for (((kind, a), m), dt) in kinds.iter().zip(&acc).zip(&moments).zip(&elapsed) {
         let mut metrics = a.finish(density)?;
         if let Some(obj) = metrics.as_object_mut() {
@@ -58,11 +63,11 @@ pub fn evaluate(cfg: &RunConfig, c: &Components, student: &dyn Student, fd: Opti
             obj.insert("fd".into(), distance.into());
             obj.insert("fd_samples".into(), count.into());
         }
-        out.insert(kind.to_string(), metrics);
+        report.insert(kind.to_string(), metrics);
     }
-    let out = Value::Object(out);
-    write_json(&cfg.run.out_dir.join("eval.json"), &out)?;
-    Ok(out)
+    let report = Value::Object(report);
+    write_json(out, &report)?;
+    Ok(report)
 }
 
 /// Writes pretty JSON atomically.

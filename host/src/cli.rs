@@ -83,6 +83,15 @@ pub struct EvalArgs {
     /// Checkpoint to load (default: the newest in `run.out_dir`).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Evaluate the live student instead of its EMA.
+    #[arg(long)]
+    pub live: bool,
+    /// Only the teacher's samplers (a baseline before training; no checkpoint needed).
+    #[arg(long, conflicts_with_all = ["checkpoint", "live"])]
+    pub teacher_only: bool,
+    /// Where to write the report (default: `run.out_dir/eval.json`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `boot-host fd-stats`.

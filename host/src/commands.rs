@@ -75,7 +75,7 @@ fn train(a: TrainArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
     tracing::info!(steps = summary.steps, from = summary.start_step, last_loss = summary.losses.last().copied(), "training finished");
     if cfg.eval.after_training {
         let student = if cfg.eval.use_ema { &c.ema } else { &c.student };
-        let report = evaluate(&cfg, &c, student.net.as_ref(), fd.as_ref())?;
+        let report = evaluate(&cfg, &c, Some(student.net.as_ref()), fd.as_ref(), &cfg.run.out_dir.join("eval.json"))?;
         stdout::line(boot_sdk::serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
@@ -101,8 +101,9 @@ fn restore_student<'c>(cfg: &RunConfig, c: &'c Components, checkpoint: Option<Pa
 fn eval(a: EvalArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> {
     let c = Components::build(&cfg, &ctx)?;
     let fd = FdEval::from_config(&cfg.eval, &ctx.base_dir, &c.device)?;
-    let student = restore_student(&cfg, &c, a.checkpoint, false)?;
-    let report = evaluate(&cfg, &c, student, fd.as_ref())?;
+    let student = if a.teacher_only { None } else { Some(restore_student(&cfg, &c, a.checkpoint, a.live)?) };
+    let out = a.out.unwrap_or_else(|| cfg.run.out_dir.join("eval.json"));
+    let report = evaluate(&cfg, &c, student, fd.as_ref(), &out)?;
     stdout::line(boot_sdk::serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }

@@ -54,6 +54,12 @@ fn fd_stats_then_eval_reports_fd_per_sampler() {
     assert_eq!(stats["count"].to_vec1::<i64>().unwrap(), vec![16]);
     assert_eq!(meta["image"], "3x8x8");
 
+    // The teacher's baseline needs no checkpoint and has no student row.
+    let out = run(&["eval", "--config", &cfg, "--teacher-only", "--out", "teacher.json"], &[], dir.path());
+    assert!(out.status.success(), "teacher-only eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    let baseline: boot_sdk::serde_json::Value = boot_sdk::serde_json::from_slice(&std::fs::read(dir.path().join("teacher.json")).unwrap()).unwrap();
+    assert!(baseline.get("student_1").is_none());
+
     let out = run(&["--config", &cfg], &[], dir.path());
     assert!(out.status.success(), "training failed: {}", String::from_utf8_lossy(&out.stderr));
     let report = eval_json(&dir.path().join("out"));
@@ -62,6 +68,16 @@ fn fd_stats_then_eval_reports_fd_per_sampler() {
         assert!(fd.is_finite() && fd > 0.0, "{sampler}: fd {fd}");
         assert_eq!(report[sampler]["fd_samples"], 64);
     }
+    // Same noise, same teacher: the baseline's rows are the trained run's.
+    for sampler in ["teacher_ddim_1", "teacher_ddim_10"] {
+        assert_eq!(baseline[sampler]["fd"], report[sampler]["fd"], "{sampler}");
+    }
+    // The live weights are evaluated on request, into another file.
+    let out = run(&["eval", "--config", &cfg, "--live", "--out", "live.json"], &[], dir.path());
+    assert!(out.status.success(), "live eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    let live: boot_sdk::serde_json::Value = boot_sdk::serde_json::from_slice(&std::fs::read(dir.path().join("live.json")).unwrap()).unwrap();
+    assert!(live["student_1"]["fd"].as_f64().is_some_and(f64::is_finite));
+    assert_ne!(live["student_1"]["fd"], report["student_1"]["fd"], "the live weights are not the EMA's");
 }
 
 #[test]
