@@ -10,6 +10,9 @@
 #                                         # and the Figure-12 pair: student and teacher DDIM-50 from the same 64 noises
 #   bash bench/fashion_mnist.sh sweep     # the SWEEP variants side by side on the one GPU, TRAIN_SECONDS each, then
 #                                         # each one's FD (EMA and live) on CURVE_SAMPLES -> sweep.jsonl
+#   bash bench/fashion_mnist.sh best      # later phases continue the sweep's best variant (lowest FD): its run
+#                                         # folder as RUN, its overrides exported (sweep.jsonl in $OUT or $WORK)
+# `train` continues a run folder that already holds checkpoints (--resume) with the same overrides.
 # Several phases in one call: `bash bench/fashion_mnist.sh stats train curve student`.
 #
 # Env: OUT (results folder, default bench/results/fashion-mnist-<time>), BOOT_DIR (the unpacked CUDA build,
@@ -47,6 +50,7 @@ config() {
     examples/fashion-mnist.toml >"$WORK/$1.toml"
   echo "$WORK/$1.toml"
 }
+newest() { ls "$1"/checkpoints/step-*.safetensors 2>/dev/null | sort | tail -n 1; }
 say() { echo "== $* $(date -u +%H:%M:%S)"; }
 host() { "$BIN/boot-host" "$@"; }
 
@@ -54,7 +58,9 @@ host() { "$BIN/boot-host" "$@"; }
 train() {
   local run=$1 cfg
   cfg=$(config "train-$(basename "$run")" "[]")
-  BOOT__RUN__OUT_DIR=$run timeout "$TRAIN_SECONDS" "$BIN/boot-host" --config "$cfg" >"$run.log" 2>&1
+  local resume=
+  [ -z "$(newest "$run")" ] || resume=--resume
+  BOOT__RUN__OUT_DIR=$run timeout "$TRAIN_SECONDS" "$BIN/boot-host" --config "$cfg" $resume >>"$run.log" 2>&1
   local rc=$?
   grep -E "progress|rror|WARN" "$run.log" | tail -n 4
   [ "$rc" = 0 ] || [ "$rc" = 124 ] || { echo "training in $run failed (rc $rc)"; return 1; }
@@ -72,8 +78,6 @@ fd_of() {
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["student_1"]; print(json.dumps({"step": int(sys.argv[2]), "weights": sys.argv[3], "fd": r["fd"], "fd_samples": r["fd_samples"]}))' \
     "$run/fd-$step${live:+-live}.json" "$step" "${live:-ema}"
 }
-
-newest() { ls "$1"/checkpoints/step-*.safetensors 2>/dev/null | sort | tail -n 1; }
 
 for phase in "$@"; do
   case $phase in
@@ -125,7 +129,17 @@ for phase in "$@"; do
         done
         cp "$WORK/sweep-$name/metrics.jsonl" "$OUT/sweep-$name.metrics.jsonl"
         cp "$WORK/sweep-$name.log" "$OUT/sweep-$name.log"
-      done ;;
-    *) echo "fashion_mnist.sh: unknown phase '$phase' (stats, teacher, train, curve, student, sweep)" >&2; exit 2 ;;
+      done
+      cp "$OUT/sweep.jsonl" "$WORK/sweep.jsonl" ;;
+    best)
+      sweep=$OUT/sweep.jsonl
+      [ -f "$sweep" ] || sweep=$WORK/sweep.jsonl
+      [ -f "$sweep" ] || { echo "best: no sweep.jsonl in $OUT or $WORK: run the sweep phase first" >&2; exit 2; }
+      pick=$(python3 -c 'import json,sys; rows=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]; b=min(rows, key=lambda r: r["result"]["fd"]); print(b["variant"], b["overrides"])' "$sweep")
+      RUN=$WORK/sweep-${pick%% *}
+      IFS=, read -r -a kv <<<"${pick#* }"
+      export "${kv[@]}"
+      say "best: ${pick%% *} (${pick#* }), continuing $RUN" ;;
+    *) echo "fashion_mnist.sh: unknown phase '$phase' (stats, teacher, train, curve, student, sweep, best)" >&2; exit 2 ;;
   esac
 done
