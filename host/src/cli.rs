@@ -57,9 +57,15 @@ pub struct SampleArgs {
     /// `student`, `ddim-N` or `signal-ode-N`.
     #[arg(long, default_value = "student")]
     pub sampler: String,
-    /// Number of samples (ignored with --noise, which sets it).
+    /// Number of samples (ignored with --noise, which sets it); with --prompt or --prompts, per prompt.
     #[arg(long, default_value_t = 16)]
     pub count: usize,
+    /// A text prompt (text-to-image teachers; repeatable): `count` samples of each, one PNG per sample too.
+    #[arg(long, conflicts_with = "prompts")]
+    pub prompt: Vec<String>,
+    /// A prompts file (`.txt`, one per line, or `.jsonl` with a `prompt` field), as --prompt for each line.
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
     /// Noise file: safetensors with one tensor [N, C, H, W] (named `noise` if there are several).
     #[arg(long)]
     pub noise: Option<PathBuf>,

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -157,21 +158,57 @@ fn sample(a: SampleArgs, cfg: RunConfig, ctx: RunContext) -> anyhow::Result<()> 
     let kind: SamplerKind = a.sampler.parse().map_err(|e: String| InputError::new("command line", "--sampler", e))?;
     let c = Components::build(&cfg, &ctx)?;
     let noise = a.noise.as_deref().map(|p| read_noise(p, c.sample_shape(), &c.device)).transpose()?;
+    let prompts = sample_prompts(&a)?;
     let student = match kind {
         SamplerKind::Student => restore_student(&cfg, &c, a.checkpoint, a.live)?,
         _ => c.student.net.as_ref(),
     };
-    let n = noise.as_ref().map(|t| t.dim(0)).transpose()?.unwrap_or(a.count);
-    let inputs = sample_inputs(&c, cfg.run.seed, 0, n, noise)?;
+    let per_prompt = prompts.iter().flat_map(|p| std::iter::repeat_n(p.clone(), a.count)).collect::<Vec<_>>();
+    let n = match (&noise, prompts.is_empty()) {
+        (Some(t), true) => t.dim(0)?,
+        (Some(t), false) if t.dim(0)? != per_prompt.len() => {
+            let msg = format!("{} noises for {} prompts x --count {}", t.dim(0)?, prompts.len(), a.count);
+            return Err(InputError::new("command line", "--noise", msg).into());
+        }
+        (None, true) => a.count,
+        _ => per_prompt.len(),
+    };
+    let mut inputs = sample_inputs(&c, cfg.run.seed, 0, n, noise)?;
+    if !prompts.is_empty() {
+        inputs.cond = c.teacher.prompt_cond(&per_prompt)?;
+    }
     let samples = generate(&c, student, kind, &inputs, cfg.train.t_max, cfg.train.t_min)?;
     let out = a.out.unwrap_or_else(|| cfg.run.out_dir.join("samples").join(format!("{kind}.safetensors")));
     let tensors = [("samples".to_string(), samples.clone()), ("noise".to_string(), inputs.eps.clone())].into_iter().collect();
-    let meta = [("sampler".to_string(), kind.to_string())].into_iter().collect();
+    let mut meta: HashMap<String, String> = [("sampler".to_string(), kind.to_string())].into_iter().collect();
+    if !prompts.is_empty() {
+        meta.insert("prompts".into(), boot_sdk::serde_json::to_string(&per_prompt)?);
+    }
     save_safetensors(&out, &tensors, Some(meta))?;
+    let pixels = c.teacher.decode(&samples)?;
     let png = out.with_extension("png");
-    save_grid(&png, &c.teacher.decode(&samples)?, (n as f64).sqrt().ceil() as usize)?;
+    let columns = if prompts.is_empty() { (n as f64).sqrt().ceil() as usize } else { a.count };
+    save_grid(&png, &pixels, columns)?;
+    if !prompts.is_empty() {
+        let stem = out.with_extension("");
+        for i in 0..n {
+            save_grid(&PathBuf::from(format!("{}-{i:03}.png", stem.display())), &pixels.narrow(0, i, 1)?, 1)?;
+        }
+        stdout::line(format!("wrote {n} images {}-NNN.png (prompt i / --count in the grid's rows)", stem.display()))?;
+    }
     stdout::line(format!("wrote {} and {}", out.display(), png.display()))?;
     Ok(())
+}
+
+/// The prompts of `--prompt` / `--prompts` (none: the teacher draws its own conditioning).
+fn sample_prompts(a: &SampleArgs) -> anyhow::Result<Vec<String>> {
+    if let Some(path) = &a.prompts {
+        return Ok(boot_kit::Prompts::read(path)?.lines);
+    }
+    if a.prompt.iter().any(|p| p.contains('\n')) {
+        return Err(InputError::new("command line", "--prompt", "a prompt holds a line break; give several --prompt or a --prompts file").into());
+    }
+    Ok(a.prompt.clone())
 }
 
 fn plugins(a: PluginsArgs) -> anyhow::Result<()> {

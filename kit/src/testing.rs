@@ -128,3 +128,22 @@ impl Teacher for ForeignTeacher {
         self
     }
 }
+
+/// A snapshot-friendly summary of a tensor: shape, mean, std, min, max and the first 6 values, rounded to
+/// `decimals` (insta snapshots of plugin outputs stay readable and stable across CPUs).
+pub fn summary(t: &Tensor, decimals: i32) -> boot_sdk::Result<boot_sdk::serde_json::Value> {
+    let v = values(t)?;
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let scale = 10f64.powi(decimals);
+    let r = |x: f64| (x * scale).round() / scale + 0.0; // + 0.0: no "-0.0"
+    Ok(boot_sdk::serde_json::json!({
+        "shape": t.dims(),
+        "mean": r(mean),
+        "std": r(std),
+        "min": r(v.iter().cloned().fold(f64::INFINITY, f64::min)),
+        "max": r(v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+        "first": v.iter().take(6).map(|&x| r(x)).collect::<Vec<_>>(),
+    }))
+}

@@ -33,6 +33,12 @@ pub trait Teacher: Send + Sync + Debug {
         Ok(cond.with_null_class())
     }
 
+    /// The conditioning of one sample per prompt, for text-conditional teachers (`boot-host sample --prompt`);
+    /// other teachers refuse.
+    fn prompt_cond(&self, _prompts: &[String]) -> crate::Result<Cond> {
+        Err(crate::InputError::new("command line", "--prompt", "this teacher takes no text prompts").into())
+    }
+
     /// The schedule the teacher was trained with, where it has one (discrete-time teachers). The run uses it
     /// unless the config names another schedule.
     fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {

@@ -3,5 +3,5 @@
 mod cfg;
 mod unguided;
 
-pub use cfg::{Cfg, CfgConfig};
+pub use cfg::{Cfg, CfgConfig, CfgWeight};
 pub use unguided::{NoGuidance, NoGuidanceConfig};

@@ -5,13 +5,11 @@
 //! The network is [`boot_models::diffusers::UNet2DModel`] (parity with diffusers in
 //! `models/tests/diffusers_parity.rs`); time, prediction target and learned variance go through the plugin
 //! kit's discrete-time denoiser (`kit/src/discrete.rs`); the schedule comes from the folder's
-//! `scheduler/scheduler_config.json` ([`scheduler`]).
+//! `scheduler/scheduler_config.json` (the kit's `kit/src/scheduler.rs`).
 
-pub mod scheduler;
 pub mod student;
 pub mod teacher;
 
-pub use scheduler::SchedulerConfig;
 pub use student::{DiffusersBackbone, DiffusersStudent, DiffusersStudentConfig};
 pub use teacher::{DiffusersTeacher, DiffusersTeacherConfig};
 

@@ -10,7 +10,7 @@
 //!
 //! The folder loads as diffusers writes it: `unet/config.json` (UNet2DModel) and
 //! `unet/diffusion_pytorch_model.safetensors` (f32, f16 or bf16 weights, converted to the run's dtype), and
-//! `scheduler/scheduler_config.json` ([`crate::scheduler`]). Time reaches the network through the plugin
+//! `scheduler/scheduler_config.json` (`boot_kit::scheduler`). Time reaches the network through the plugin
 //! kit's discrete-time denoiser: `t -> lambda_t ->` the fractional training timestep with that lambda; with
 //! the teacher's native schedule (the default) time `t` is timestep `t (N - 1)` exactly. A null class label
 //! (classifier-free guidance) is a zero class embedding.
@@ -19,13 +19,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use boot_kit::{DiscreteDenoiser, Labels};
+use boot_kit::{DiscreteDenoiser, Labels, SchedulerConfig};
 use boot_models::diffusers::{UNet2DConfig, UNet2DModel};
 use boot_sdk::candle::Tensor;
 use boot_sdk::{BetaSchedule, Cond, CondSpec, InputError, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
 use serde::Deserialize;
 
-use crate::scheduler::SchedulerConfig;
 
 /// `[teacher] kind = "diffusers"`.
 #[derive(Debug, Clone, Deserialize)]

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use boot_kit::Prediction;
+use crate::Prediction;
 use boot_sdk::{BetaSchedule, InputError};
 use serde::Deserialize;
 
