@@ -1,0 +1,222 @@
+//! The Stable Diffusion teacher: `[teacher] kind = "sd"`.
+//!
+//! ```toml
+//! [teacher]
+//! kind = "sd"
+//! path = "stable-diffusion-2-1-base"   # a diffusers StableDiffusionPipeline folder, relative to the config
+//! prompts = "prompts/compositional.txt" # the context dataset: .txt (one per line) or .jsonl ("prompt")
+//! # variant = "fp16"                   # reads the *.fp16.safetensors files
+//! ```
+//!
+//! The teacher denoises latents `[4, 64, 64]` (SD 2.1-base) conditioned on CLIP text embeddings. Each sample
+//! draws a prompt from its seed; the prompts' embeddings are computed once, at the first draw, by the text
+//! encoder (then dropped) and kept on the device, with the empty prompt's as the classifier-free-guidance
+//! null condition (as `StableDiffusionPipeline` with no negative prompt). `decode` runs the VAE decoder
+//! (`latents / scaling_factor`), so grids and `boot-host sample` show pixels. Time reaches the UNet through
+//! the kit's discrete-time denoiser (`kit/src/discrete.rs`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use boot_kit::{DiscreteDenoiser, PromptEmbeddings, Prompts};
+use boot_models::diffusers::{AutoencoderKLDecoder, UNet2DConditionModel};
+use boot_sdk::candle::{DType, Tensor};
+use boot_sdk::cond::TextCond;
+use boot_sdk::{BetaSchedule, Cond, CondSpec, InputError, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
+use serde::Deserialize;
+
+use crate::pipeline::SdPipeline;
+use crate::text::TextEncoder;
+
+/// Samples per VAE decoder call (a 512-pixel decode holds several GB of activations per 8 images).
+const DECODE_BATCH: usize = 8;
+
+/// `[teacher] kind = "sd"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdTeacherConfig {
+    /// The pipeline folder (`model_index.json`, `unet/`, `vae/`, `text_encoder/`, `tokenizer/`, `scheduler/`).
+    pub path: PathBuf,
+    /// The prompts file (`.txt` or `.jsonl`), relative to the config.
+    pub prompts: PathBuf,
+    /// Weight file variant: `fp16` reads `*.fp16.safetensors`.
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl SdTeacherConfig {
+    /// Builds the teacher (also usable without the typetag registry).
+    pub fn build_teacher(&self, ctx: &TeacherContext) -> boot_sdk::Result<SdTeacher> {
+        let pipe = SdPipeline::read(&ctx.base_dir.join(&self.path))?;
+        let prompts_path = ctx.base_dir.join(&self.prompts);
+        if !prompts_path.is_file() {
+            return Err(InputError::config("teacher.prompts", format!("{} is not a file", prompts_path.display())).into());
+        }
+        let prompts = Prompts::read(&prompts_path)?;
+        let variant = self.variant.as_deref();
+        let unet_dir = pipe.component("unet");
+        let unet_file = boot_kit::weights::weights_file(&unet_dir, "diffusion_pytorch_model", variant).display().to_string();
+        let weights = boot_kit::weights::load_component(&unet_dir, "diffusion_pytorch_model", variant, |_| true, ctx.dtype, &ctx.device)?;
+        let unet = boot_models::load_strict(&unet_file, weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNet2DConditionModel::new(vb, &pipe.unet)?))?;
+        let vae_dir = pipe.component("vae");
+        let vae_file = boot_kit::weights::weights_file(&vae_dir, "diffusion_pytorch_model", variant).display().to_string();
+        let vae_weights = boot_kit::weights::load_component(&vae_dir, "diffusion_pytorch_model", variant, AutoencoderKLDecoder::keys, ctx.dtype, &ctx.device)?;
+        let vae = boot_models::load_strict(&vae_file, vae_weights, ctx.dtype, &ctx.device, |vb| AutoencoderKLDecoder::new(vb, &pipe.vae))?;
+        let text = TextEncoder::new(&pipe.component("tokenizer"), pipe.component("text_encoder"), pipe.text_encoder.clone(), self.variant.clone(), ctx.dtype, ctx.device.clone())?;
+        Ok(SdTeacher { discrete: pipe.discrete.clone(), unet, vae, text, prompts, table: Mutex::new(None), weights: Arc::new(weights), pipe })
+    }
+}
+
+boot_sdk::register! {
+    teacher "sd" => "a diffusers Stable Diffusion folder (CLIP text encoder, UNet2DConditionModel, AutoencoderKL) distilled from a prompts file";
+    impl TeacherConfig for SdTeacherConfig {
+        fn build(&self, ctx: &TeacherContext) -> boot_sdk::Result<Arc<dyn Teacher>> {
+            Ok(Arc::new(self.build_teacher(ctx)?))
+        }
+    }
+}
+
+/// A Stable Diffusion UNet seen through the signal-prediction contract, with its prompts and VAE.
+pub struct SdTeacher {
+    pipe: SdPipeline,
+    unet: UNet2DConditionModel,
+    discrete: DiscreteDenoiser,
+    vae: AutoencoderKLDecoder,
+    text: TextEncoder,
+    prompts: Prompts,
+    table: Mutex<Option<Arc<PromptEmbeddings>>>,
+    weights: Arc<HashMap<String, Tensor>>,
+}
+
+impl std::fmt::Debug for SdTeacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdTeacher")
+            .field("path", &self.pipe.root)
+            .field("prediction", &self.discrete.prediction())
+            .field("prompts", &self.prompts.lines.len())
+            .field("tensors", &self.weights.len())
+            .finish()
+    }
+}
+
+impl SdTeacher {
+    /// The UNet.
+    pub fn unet(&self) -> &UNet2DConditionModel {
+        &self.unet
+    }
+
+    /// Schedule, prediction target and timestep convention.
+    pub fn discrete(&self) -> &DiscreteDenoiser {
+        &self.discrete
+    }
+
+    /// The UNet's tensors by state-dict key, in the teacher's dtype and on its device.
+    pub fn weights(&self) -> &HashMap<String, Tensor> {
+        &self.weights
+    }
+
+    /// The tokenizer and text encoder.
+    pub fn text(&self) -> &TextEncoder {
+        &self.text
+    }
+
+    /// The prompts of the context dataset.
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
+    }
+
+    /// The prompts' embeddings and the empty prompt's, encoded at the first call.
+    pub fn table(&self) -> boot_sdk::Result<Arc<PromptEmbeddings>> {
+        let mut slot = self.table.lock().map_err(|_| anyhow::anyhow!("sd teacher: prompt table lock poisoned"))?;
+        if let Some(t) = slot.as_ref() {
+            return Ok(t.clone());
+        }
+        let mut all = self.prompts.lines.clone();
+        all.push(String::new());
+        let emb = self.text.encode(&all)?;
+        let p = self.prompts.lines.len();
+        let null = TextCond { embeddings: emb.narrow(0, p, 1)?, mask: None };
+        let table = Arc::new(PromptEmbeddings::new(emb.narrow(0, 0, p)?.contiguous()?, None, null)?);
+        boot_sdk::tracing::info!(prompts = p, file = %self.prompts.path.display(), "sd teacher: prompt embeddings computed");
+        *slot = Some(table.clone());
+        Ok(table)
+    }
+}
+
+/// The text states of a batch of `n`.
+pub fn text_states(cond: &Cond, n: usize) -> boot_sdk::Result<&Tensor> {
+    match &cond.text {
+        Some(t) if t.embeddings.dim(0)? == n => Ok(&t.embeddings),
+        Some(t) => anyhow::bail!("sd: {} text embeddings for a batch of {n}", t.embeddings.dim(0)?),
+        None => anyhow::bail!("sd: the batch has no text conditioning"),
+    }
+}
+
+/// Signal prediction of `unet` for `x_t` at schedule `timesteps` given text states, with `extra` added to the
+/// time embedding (a student's new embeddings).
+pub fn predict_x0(unet: &UNet2DConditionModel, discrete: &DiscreteDenoiser, x_t: &Tensor, timesteps: &[f64], context: &Tensor, extra: Option<&Tensor>) -> boot_sdk::Result<Tensor> {
+    let t = discrete.timestep_input(timesteps, boot_models::embedding_dtype(x_t.dtype()), x_t.device())?;
+    let out = unet.forward(x_t, &t, &context.to_dtype(x_t.dtype())?, None, extra)?;
+    discrete.to_x0(x_t, &out, timesteps)
+}
+
+impl Teacher for SdTeacher {
+    fn sample_shape(&self) -> [usize; 3] {
+        // sample_size is checked when the pipeline is read.
+        let c = self.unet.config();
+        let size = c.sample_size.unwrap_or_default();
+        [c.in_channels, size, size]
+    }
+
+    fn cond_spec(&self) -> CondSpec {
+        CondSpec { text: Some((self.text.max_length(), self.text.hidden_size())), ..CondSpec::default() }
+    }
+
+    fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
+        let n = x_t.dim(0)?;
+        if times.len() != n {
+            anyhow::bail!("sd teacher: {} times for a batch of {n}", times.len());
+        }
+        let timesteps = self.discrete.timesteps_of_lambda(&times.lambda);
+        predict_x0(&self.unet, &self.discrete, x_t, &timesteps, text_states(cond, n)?, None)
+    }
+
+    fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
+        self.table()?.cond(&self.prompts.draw(seeds))
+    }
+
+    fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {
+        self.table()?.null_cond(cond)
+    }
+
+    fn prompt_cond(&self, prompts: &[String]) -> boot_sdk::Result<Cond> {
+        let embeddings = self.text.encode(prompts)?;
+        Ok(Cond { text: Some(TextCond { embeddings, mask: None }), ..Cond::default() })
+    }
+
+    fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {
+        let schedule: Arc<BetaSchedule> = self.discrete.schedule().clone();
+        Some(schedule)
+    }
+
+    fn decode(&self, x0: &Tensor) -> boot_sdk::Result<Tensor> {
+        let n = x0.dim(0)?;
+        let mut out = Vec::with_capacity(n.div_ceil(DECODE_BATCH));
+        for start in (0..n).step_by(DECODE_BATCH) {
+            let z = x0.narrow(0, start, DECODE_BATCH.min(n - start))?.to_dtype(self.unet_dtype())?;
+            out.push(self.vae.decode_latents(&z)?.to_dtype(DType::F32)?);
+        }
+        Ok(Tensor::cat(&out, 0)?)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl SdTeacher {
+    fn unet_dtype(&self) -> DType {
+        self.weights.values().next().map(|t| t.dtype()).unwrap_or(DType::F32)
+    }
+}
