@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
 """PyTorch reference of boot-bench: the same BOOT training step (Algorithm 1 with Heun targets, CFG with
-w ~ U[1, 5] and a w-conditioned student for ImageNet, unguided for CIFAR-10, boundary loss every 4 steps,
-per-sample noise, AdamW, EMA) and the same samplers (one-step student, teacher DDIM-N), on the same
-architectures with random weights, in eager mode and with torch.compile; and the bf16 matmul peak.
+w ~ U[1, 5] and a w-conditioned student for ImageNet, unguided for CIFAR-10, CFG 7.5 on text for Stable
+Diffusion, boundary loss every 4 steps, per-sample noise, AdamW, EMA) and the same samplers (one-step
+student, teacher DDIM-N), on the same architectures with random weights, in eager mode and with
+torch.compile; and the bf16 matmul peak.
 
     python3 bench/torch/boot_step.py --peak --out peak.json
     python3 bench/torch/boot_step.py --config imagenet64 --batch 256 --dtype bf16 --mode both --out t.json
     python3 bench/torch/boot_step.py --config tiny --device cpu --steps 4 --warmup 1 --out /tmp/t.json
+    python3 bench/torch/boot_step.py --config sd21-base --sd-folder /tmp/sd21-base-random --batch 8 --out sd.json
+    python3 bench/torch/boot_step.py --config tiny-sd --device cpu --steps 2 --warmup 1 --out /tmp/sd.json
 
 Networks: guided-diffusion's UNetModel (PyPI guided-diffusion-sdk 1.0.0, `import guided_diffusion`) for
-ImageNet, a port of EDM's SongUNet (bench/torch/edm_song.py) for CIFAR-10. bf16: autocast (bf16 matrix
+ImageNet, a port of EDM's SongUNet (bench/torch/edm_song.py) for CIFAR-10, diffusers' UNet2DConditionModel
+for Stable Diffusion 2.1-base (configs in bench/torch/sd_folder.py; `--sd-folder` reads the weights of a
+folder that script wrote, as boot-host's `sd` teacher does; plugins/sd). bf16: autocast (bf16 matrix
 products and convolutions, f32 master weights, AdamW and EMA), teacher weights in bf16. Timing: CUDA
 events around windows of 4 steps (one boundary step each), after warm-up; median. bench/README.md has the
 details.
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -47,11 +53,19 @@ SONG_TINY = dict(img_resolution=16, model_channels=16, channel_mult=(1, 2), chan
                  attn_resolutions=(8,), augment_dim=0, precond="vp")
 IMAGENET_TRAIN = dict(delta=0.04, t_min=0.0, t_max=0.99, boundary_every=4, boundary_weight=1.0, lr=3e-4, ema_decay=0.9999)
 CIFAR_TRAIN = dict(delta=0.04, t_min=0.0, t_max=1.0, boundary_every=4, boundary_weight=1.0, lr=1e-4, ema_decay=0.9999)
+# Stable Diffusion 2.1-base, paper Table 3's SD column and examples/sd21-base.toml: delta 0.01, 1/(delta lambda')^2
+# weighting, CFG 7.5 (not w-conditioned), lr 2e-5; batch 64 over 8 GPUs in the paper, 8 on one here. The
+# context dataset: a table of `prompts` random text-encoder states [77, 1024] drawn once (the example's
+# prompts file has 4096 lines) and a random null row (the empty prompt's states).
+SD_TRAIN = dict(delta=0.01, t_min=0.0, t_max=0.99, boundary_every=4, boundary_weight=1.0, lr=2e-5, ema_decay=0.9999,
+                loss_weighting="inverse-step")
 PRESETS = {
     "imagenet64": dict(family="adm", arch=ADM_IMAGENET64, cfg=True, train=IMAGENET_TRAIN, paper_batch=1024),
     "tiny": dict(family="adm", arch=ADM_TINY, cfg=True, train=IMAGENET_TRAIN, paper_batch=4),
     "cifar10": dict(family="song", arch=SONG_CIFAR10, cfg=False, train=CIFAR_TRAIN, paper_batch=128),
     "tiny-edm": dict(family="song", arch=SONG_TINY, cfg=False, train=CIFAR_TRAIN, paper_batch=4),
+    "sd21-base": dict(family="sd", arch="sd21-base", cfg=True, w=7.5, prompts=4096, train=SD_TRAIN, paper_batch=64, batch=8),
+    "tiny-sd": dict(family="sd", arch="tiny", cfg=True, w=7.5, prompts=16, train=SD_TRAIN, paper_batch=4, batch=4),
 }
 W_MIN, W_MAX = 1.0, 5.0
 
@@ -59,22 +73,35 @@ W_MIN, W_MAX = 1.0, 5.0
 # Schedules: per-sample times as float64 arrays (core: Times).
 
 
-class CosineDiscrete:
-    """guided-diffusion's 1000-step cosine schedule as the adm teacher's native schedule: timestep 999 t,
-    lambda = 0.5 log((1 - abar) / abar) interpolated linearly between steps (sdk BetaSchedule)."""
+class BetaDiscrete:
+    """A discrete teacher's N-step beta schedule as its native schedule: timestep (N - 1) t, lambda = 0.5 log((1 -
+    abar) / abar) interpolated linearly between steps (sdk BetaSchedule)."""
 
-    def __init__(self, n=1000):
-        ab = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
-        betas = [min(1 - ab((i + 1) / n) / ab(i / n), 0.999) for i in range(n)]
-        acp = np.cumprod(1 - np.array(betas, dtype=np.float64))
+    def __init__(self, betas):
+        acp = np.cumprod(1 - np.asarray(betas, dtype=np.float64))
         self.lambdas = 0.5 * (np.log(1 - acp) - np.log(acp))
-        self.n = n
+        self.n = len(acp)
 
     def timestep(self, t):
         return np.clip(t, 0, 1) * (self.n - 1)
 
     def lam(self, t):
         return np.interp(self.timestep(t), np.arange(self.n), self.lambdas)
+
+
+class CosineDiscrete(BetaDiscrete):
+    """guided-diffusion's 1000-step cosine schedule (the adm teacher's)."""
+
+    def __init__(self, n=1000):
+        ab = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
+        super().__init__([min(1 - ab((i + 1) / n) / ab(i / n), 0.999) for i in range(n)])
+
+
+class ScaledLinearDiscrete(BetaDiscrete):
+    """diffusers' `scaled_linear` (Stable Diffusion's): betas linear in sqrt(beta) (sdk BetaSchedule::scaled_linear)."""
+
+    def __init__(self, n=1000, beta_start=0.00085, beta_end=0.012):
+        super().__init__(np.linspace(math.sqrt(beta_start), math.sqrt(beta_end), n, dtype=np.float64) ** 2)
 
 
 class EdmSchedule:
@@ -107,7 +134,7 @@ class Times:
         self.alpha = np.sqrt(1 / (1 + np.exp(2 * self.lam)))
         self.sigma = np.sqrt(1 / (1 + np.exp(-2 * self.lam)))
         self.schedule, self.device = schedule, device
-        if isinstance(schedule, CosineDiscrete):
+        if isinstance(schedule, BetaDiscrete):
             tin_s = tin_t = schedule.timestep(self.t)
         else:
             tin_s, tin_t = np.maximum(self.sigma / self.alpha, 1e-6), np.maximum(self.sigma / self.alpha, 1e-10)
@@ -261,11 +288,80 @@ class EdmStudent(torch.nn.Module):
         return self.precond(x, torch.full_like(sigma_t, self.sigma_max), extra=extra).float()
 
 
+def sd_unet(config, device, **override):
+    """diffusers' UNet2DConditionModel of `config` (a dict), built (and randomly initialised) on `device`, f32."""
+    from diffusers import UNet2DConditionModel
+    with device:
+        return UNet2DConditionModel.from_config(dict(config), **override)
+
+
+def sd_teacher_unet(arch, device, folder=None):
+    """The teacher's UNet and the scheduler config: from `folder` (a StableDiffusionPipeline folder: unet/config.json
+    and its safetensors weights, scheduler/scheduler_config.json), else the preset's configs (sd_folder.py)
+    with random weights."""
+    import sd_folder
+    unet_cfg, _, _, sched = sd_folder.configs(arch == "tiny")
+    if folder is None:
+        return sd_unet(unet_cfg, device), sched
+    from safetensors.torch import load_file
+    with open(os.path.join(folder, "unet", "config.json")) as f:
+        unet_cfg = json.load(f)
+    with open(os.path.join(folder, "scheduler", "scheduler_config.json")) as f:
+        sched = json.load(f)
+    if sched.get("beta_schedule") != "scaled_linear" or sched.get("prediction_type", "epsilon") != "epsilon":
+        raise SystemExit(f"boot_step.py: {folder}: this reference takes scaled_linear epsilon-prediction teachers, not "
+                         f"{sched.get('beta_schedule')} / {sched.get('prediction_type')}")
+    net = sd_unet(unet_cfg, device)
+    unet_dir = os.path.join(folder, "unet")
+    files = [f for f in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
+             if os.path.exists(os.path.join(unet_dir, f))]
+    if not files:
+        raise SystemExit(f"boot_step.py: {unet_dir}: no diffusion_pytorch_model[.fp16].safetensors")
+    dev = str(device) if device.type == "cuda" else "cpu"
+    net.load_state_dict(load_file(os.path.join(unet_dir, files[0]), device=dev))
+    return net, sched
+
+
+class SdTeacher(torch.nn.Module):
+    """plugins/sd's `sd` teacher network: the UNet's noise prediction at (fractional) timestep 999 t on text
+    states `ctx` ([N, 77, D]); Setup.teacher_f turns it into x0 = (x_t - sigma eps) / alpha."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x, timesteps, ctx):
+        return self.unet(x, timesteps, encoder_hidden_states=ctx).sample.float()
+
+
+class SdStudent(torch.nn.Module):
+    """plugins/sd's `sd-student`: the teacher's UNet at its timestep of t_max (s_max) with the noise as its input,
+    plus a zero-initialised Linear(320 -> 1280) of the target timestep's sinusoidal features (the UNet's own
+    time_proj) added to the time embedding (the UNet is built with class_embed_type "identity", which adds
+    `class_labels` there and holds no weights); its noise prediction becomes y = (eps - sigma_max out) / alpha_max,
+    as the teacher's would at s_max. CFG's w is fixed, so there is no w embedding."""
+
+    def __init__(self, unet, s_max, alpha_max, sigma_max):
+        super().__init__()
+        self.unet, self.s_max, self.alpha_max, self.sigma_max = unet, s_max, alpha_max, sigma_max
+        c = unet.config.block_out_channels[0]
+        self.time_embed = torch.nn.Linear(c, unet.time_embedding.linear_1.out_features)
+        torch.nn.init.zeros_(self.time_embed.weight)
+        torch.nn.init.zeros_(self.time_embed.bias)
+
+    def forward(self, eps, timesteps, ctx):
+        extra = self.time_embed(self.unet.time_proj(timesteps))
+        s = torch.full_like(timesteps, self.s_max)
+        out = self.unet(eps, s, encoder_hidden_states=ctx, class_labels=extra).sample.float()
+        return (eps - self.sigma_max * out) * (1 / self.alpha_max)
+
+
 class Setup:
     """Teacher, student, EMA student, schedule and the per-sample inputs of one configuration."""
 
-    def __init__(self, preset, device, dtype, seed, weights=None):
-        """`weights`: a state dict for the teacher (boot-bench --dump's checkpoint) instead of random weights."""
+    def __init__(self, preset, device, dtype, seed, weights=None, sd_folder=None):
+        """`weights`: a state dict for the teacher (boot-bench --dump's checkpoint) instead of random weights;
+        `sd_folder`: a Stable Diffusion folder whose UNet weights and schedule the sd family's teacher takes."""
         self.p, self.device, self.seed = preset, device, seed
         self.cfg, self.train = preset["cfg"], preset["train"]
         self.bf16 = dtype == "bf16"
@@ -282,6 +378,27 @@ class Setup:
             self.teacher = AdmTeacher(tnet)
             self.student = AdmStudent(snet, s_max, self.cfg)
             self.ema = AdmStudent(adm_unet(a), s_max, self.cfg)
+        elif preset["family"] == "sd":
+            torch.manual_seed(seed)
+            tnet, sched = sd_teacher_unet(a, device, sd_folder)
+            self.schedule = ScaledLinearDiscrete(sched["num_train_timesteps"], sched["beta_start"], sched["beta_end"])
+            c = tnet.config
+            self.shape = (c.in_channels, c.sample_size, c.sample_size)
+            self.sd_config = dict(c)
+            # The prompt table (index `prompts`: the null condition), drawn once, kept in the compute dtype.
+            self.num_classes = preset["prompts"]
+            g = torch.Generator(device=device).manual_seed(seed + 1)
+            self.table = torch.randn((self.num_classes + 1, 77, c.cross_attention_dim), generator=g, device=device)
+            if self.bf16:
+                self.table = self.table.to(torch.bfloat16)
+            snet = sd_unet(c, device, class_embed_type="identity")
+            snet.load_state_dict(tnet.state_dict())
+            t_max = self.train["t_max"]
+            lam_max = float(self.schedule.lam(t_max))
+            s_max = float(self.schedule.timestep(t_max))
+            self.teacher = SdTeacher(tnet)
+            self.student = SdStudent(snet, s_max, math.sqrt(1 / (1 + math.exp(2 * lam_max))), math.sqrt(1 / (1 + math.exp(-2 * lam_max))))
+            self.ema = copy.deepcopy(self.student)
         else:
             self.schedule = EdmSchedule()
             self.shape = (3, a["img_resolution"], a["img_resolution"])
@@ -331,7 +448,9 @@ class Setup:
             labels = torch.tensor([random.Random(self.sample_seed(3, step, i)).randrange(self.num_classes) for i in range(n)])
             labels = labels.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else labels
         w = None
-        if self.cfg:
+        if self.cfg and self.p.get("w") is not None:
+            w = np.full(n, float(self.p["w"]))
+        elif self.cfg:
             w = np.array([W_MIN + (W_MAX - W_MIN) * random.Random(self.sample_seed(4, step, i)).random() for i in range(n)])
         return eps, u, labels, w
 
@@ -340,12 +459,16 @@ class Setup:
         with self.autocast():
             if isinstance(self.student, AdmStudent):
                 return fn(eps, T.tin_student, labels, w)
+            if isinstance(self.student, SdStudent):
+                return fn(eps, T.tin_student, self.table[labels])
             return fn(eps, T.tin_student)
 
     def teacher_f(self, x, T, labels):
         with self.autocast():
             if isinstance(self.teacher, AdmTeacher):
                 return self.teacher_fn(x, T.tin_teacher, labels)
+            if isinstance(self.teacher, SdTeacher):
+                return (x - T.s * self.teacher_fn(x, T.tin_teacher, self.table[labels])) * T.inv_a
             return self.teacher_fn(x * T.inv_a, T.tin_teacher)
 
     def guided(self, x, T, labels, w):
@@ -358,15 +481,19 @@ class Setup:
         return f_n + (f_c - f_n) * w.reshape(-1, 1, 1, 1)
 
     def boot_loss(self, step, batch):
-        """Algorithm 1 with Heun's target (Eq. 15), as boot_core::boot::boot_loss."""
+        """Algorithm 1 with Heun's target (Eq. 15), as boot_core::boot::boot_loss; loss_weighting "inverse-step":
+        per-sample weights 1 / (delta lambda')^2 = 1 / h^2."""
         eps, u, labels, w = batch
         tr = self.train
         t = tr["t_max"] - u * (tr["t_max"] - tr["t_min"])
         s = np.maximum(t - tr["delta"], tr["t_min"])
         S = Times(self.schedule, s, self.device)
         h = -np.expm1(S.lam - self.schedule.lam(t))
-        T = Times(self.schedule, t, self.device, extra=[h] + ([w] if w is not None else []))
+        inverse_step = tr.get("loss_weighting", "uniform") == "inverse-step"
+        extra = [h] + ([w] if w is not None else []) + ([1 / np.maximum(h * h, 1e-12)] if inverse_step else [])
+        T = Times(self.schedule, t, self.device, extra=extra)
         h = T.extra[0]
+        weights = T.extra[-1].flatten() if inverse_step else None
         w = T.extra[1].flatten() if w is not None else None
         with torch.no_grad():
             y_t = self.student_y(self.student_fn, eps, T, labels, w)
@@ -376,7 +503,8 @@ class Setup:
             y_pred = y_t + (f_t - y_t) * h
             f_s = self.guided(S.noisy(y_pred, eps), S, labels, w)
             target = y_t + ((f_t - y_t) + (f_s - y_pred)) * (0.5 * h)
-        loss = (y_s - target).square().flatten(1).mean(1).mean()
+        per_sample = (y_s - target).square().flatten(1).mean(1)
+        loss = (per_sample * weights).mean() if inverse_step else per_sample.mean()
         k = tr["boundary_every"]
         if k and step % k == 0:
             Tm = Times(self.schedule, np.full(len(t), tr["t_max"]), self.device)
@@ -538,6 +666,7 @@ def bench_mode(setup, args, mode, batch, min_batch, deadline, flops, publish=lam
                 losses.append(setup.train_step(step, batch))
                 step += 1
             warm = step
+            warm_wall = time.perf_counter() - t0
             timed = -(-args.steps // k) * k
             stopped = False
             while len(windows) * k < timed:
@@ -577,6 +706,8 @@ def bench_mode(setup, args, mode, batch, min_batch, deadline, flops, publish=lam
     achieved = batch * per_sample_step / step_s / 1e12
     out.update({
         "mode": mode, "batch": batch, "batches_tried": tried, "warmup_steps": warm, "first_step_s": first.s,
+        # Warm-up's wall time beyond `warmup_steps` steady steps: in compile mode, about the compilation time.
+        "warmup_wall_s": warm_wall, "warmup_excess_s": warm_wall - warm * statistics.median(windows),
         "timed_steps": len(windows) * k, "stopped_early_by_budget": stopped,
         "train": {"step_s_median": step_s, "window_step_s": windows, "steps_per_s": 1 / step_s, "samples_per_s": batch / step_s,
                   "losses": losses, "losses_finite": all(math.isfinite(x) for x in losses)},
@@ -714,6 +845,8 @@ def main():
     ap.add_argument("--check-tol", type=float, default=1e-4)
     ap.add_argument("--label")
     ap.add_argument("--merge", action="store_true", help="add this run's modes to an existing --out file")
+    ap.add_argument("--sd-folder", help="sd configs: the StableDiffusionPipeline folder (bench/torch/sd_folder.py's) whose UNet "
+                    "weights and schedule the teacher takes (default: the preset's configs, random weights)")
     args = ap.parse_args()
     if args.check:
         check(args)
@@ -733,7 +866,7 @@ def main():
     dev = torch.device(args.device)
     preset = PRESETS[args.config]
     t0 = time.perf_counter()
-    setup = Setup(preset, dev, args.dtype, args.seed)
+    setup = Setup(preset, dev, args.dtype, args.seed, sd_folder=args.sd_folder)
     flops = forward_flops(setup)
     build_s = time.perf_counter() - t0
     n_teacher = sum(p.numel() for p in setup.teacher.parameters())
@@ -743,7 +876,7 @@ def main():
     start = time.perf_counter()
     budget = args.time_budget if args.time_budget > 0 else float("inf")
     modes = ["eager", "compile"] if args.mode == "both" else [args.mode]
-    batch = args.batch or preset["paper_batch"]
+    batch = args.batch or preset.get("batch", preset["paper_batch"])
     min_batch = args.min_batch or batch
     results = {}
     if args.merge and os.path.exists(args.out):
@@ -759,6 +892,10 @@ def main():
                   "forward_per_sample_teacher": flops["teacher"], "forward_per_sample_student": flops["student"]},
         "paper_batch": preset["paper_batch"], "build_s": build_s, "modes": results,
     }
+    if preset["family"] == "sd":
+        result.update({"sd_folder": os.path.abspath(args.sd_folder) if args.sd_folder else None, "unet_config": setup.sd_config,
+                       "guidance_w": preset["w"], "prompt_table": [preset["prompts"] + 1, 77, setup.sd_config["cross_attention_dim"]],
+                       "student_timestep": setup.student.s_max})
 
     def write():
         with open(args.out, "w") as f:
