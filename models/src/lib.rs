@@ -33,7 +33,7 @@
 //! | [`config`] | reading an upstream JSON config: errors name the file and key, unknown keys are one warning |
 //! | [`adm`] | openai/guided-diffusion: `UNetModel` and its blocks |
 //! | [`edm`] | NVlabs/edm: `SongUNet`, `DhariwalUNet`, `UNetBlock`, the preconditioners, the converter JSON, `edm_sampler` |
-//! | [`transformers`] | huggingface/transformers: the `CLIPTextModel` text encoder and the `CLIPTokenizer` (Stable Diffusion's) |
+//! | [`transformers`] | huggingface/transformers: the `CLIPTextModel` text encoder and the `CLIPTokenizer` (Stable Diffusion's), the `T5EncoderModel` and the `T5Tokenizer` (DeepFloyd IF's) |
 //! | [`diffusers`] | huggingface/diffusers: `UNet2DModel`, `UNet2DConditionModel` and their blocks, the `AutoencoderKL` decoder (a latent teacher's `decode`) |
 //! | [`efficientnet_lite`] | EfficientNet-Lite (lukemelas' EfficientNet-PyTorch): the Fréchet-distance feature network and its input transform |
 
