@@ -7,7 +7,7 @@
 //! | [`discrete`] | [`DiscreteDenoiser`]: a network trained on a beta schedule seen as a signal predictor (timestep of `lambda`, eps / v / x0 prediction, learned-variance channels split off) |
 //! | [`scheduler`] | [`SchedulerConfig`]: a diffusers `scheduler/scheduler_config.json` read as the training schedule and prediction target |
 //! | [`labels`] | [`Labels`]: the class labels a class-conditional teacher draws for its context dataset (`teacher.labels`) |
-//! | [`prompts`] | [`Prompts`] (a prompts file as the context dataset) and [`PromptEmbeddings`] (their text embeddings, computed once) |
+//! | [`prompts`] | [`PromptDataset`]: a prompts file ([`Prompts`]) as the context dataset, its text embeddings ([`PromptEmbeddings`]) computed once by a [`PromptEncoder`] |
 //! | [`weights`] | a component folder's weight files: one safetensors file or shards, with a variant |
 //! | [`testing`] | a test kit: building a student as the host does, "a fresh student equals the teacher at `t_max`", parity errors |
 
@@ -21,6 +21,6 @@ pub mod weights;
 
 pub use discrete::{DiscreteDenoiser, Prediction};
 pub use labels::{LabelMode, Labels};
-pub use prompts::{PromptEmbeddings, Prompts};
+pub use prompts::{PromptDataset, PromptEmbeddings, PromptEncoder, Prompts};
 pub use scheduler::SchedulerConfig;
 pub use teacher_init::{teacher_of, Backbone, TeacherInit, TeacherInitStudent};

@@ -115,3 +115,71 @@ impl PromptEmbeddings {
         Ok(Cond { text: Some(TextCond { embeddings, mask }), ..cond.clone() })
     }
 }
+
+/// A text encoder as a text-conditional teacher uses it: the conditioning of a list of prompts, one row per
+/// prompt (embeddings, and a mask where the teacher uses one).
+pub trait PromptEncoder: Send + Sync {
+    /// `TextCond` of `prompts` (`[P, L, D]`).
+    fn encode(&self, prompts: &[String]) -> boot_sdk::Result<TextCond>;
+}
+
+/// The context dataset of a text-conditional teacher: a prompts file, drawn per sample seed, whose
+/// embeddings (and the empty prompt's, the CFG null condition) are encoded at the first draw and kept;
+/// prompts given later ([`PromptDataset::prompt_cond`], `boot-host sample --prompt`) are encoded on demand.
+pub struct PromptDataset {
+    prompts: Prompts,
+    encoder: Box<dyn PromptEncoder>,
+    table: std::sync::Mutex<Option<std::sync::Arc<PromptEmbeddings>>>,
+}
+
+impl std::fmt::Debug for PromptDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptDataset").field("file", &self.prompts.path).field("prompts", &self.prompts.lines.len()).finish()
+    }
+}
+
+impl PromptDataset {
+    /// The prompts of `prompts`, encoded by `encoder` when first needed.
+    pub fn new(prompts: Prompts, encoder: Box<dyn PromptEncoder>) -> Self {
+        Self { prompts, encoder, table: std::sync::Mutex::new(None) }
+    }
+
+    /// The prompts.
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
+    }
+
+    /// The prompts' embeddings and the empty prompt's, encoded at the first call.
+    pub fn table(&self) -> boot_sdk::Result<std::sync::Arc<PromptEmbeddings>> {
+        let mut slot = self.table.lock().map_err(|_| anyhow::anyhow!("prompt table lock poisoned"))?;
+        if let Some(t) = slot.as_ref() {
+            return Ok(t.clone());
+        }
+        let mut all = self.prompts.lines.clone();
+        all.push(String::new());
+        let text = self.encoder.encode(&all)?;
+        let p = self.prompts.lines.len();
+        let rows = |t: &Tensor, start, len| -> boot_sdk::Result<Tensor> { Ok(t.narrow(0, start, len)?.contiguous()?) };
+        let null = TextCond { embeddings: rows(&text.embeddings, p, 1)?, mask: text.mask.as_ref().map(|m| rows(m, p, 1)).transpose()? };
+        let mask = text.mask.as_ref().map(|m| rows(m, 0, p)).transpose()?;
+        let table = std::sync::Arc::new(PromptEmbeddings::new(rows(&text.embeddings, 0, p)?, mask, null)?);
+        boot_sdk::tracing::info!(prompts = p, file = %self.prompts.path.display(), "prompt embeddings computed");
+        *slot = Some(table.clone());
+        Ok(table)
+    }
+
+    /// The conditioning of the samples with the given seeds (each draws its prompt).
+    pub fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
+        self.table()?.cond(&self.prompts.draw(seeds))
+    }
+
+    /// `cond` with the empty prompt's text.
+    pub fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {
+        self.table()?.null_cond(cond)
+    }
+
+    /// The conditioning of one sample per given prompt.
+    pub fn prompt_cond(&self, prompts: &[String]) -> boot_sdk::Result<Cond> {
+        Ok(Cond { text: Some(self.encoder.encode(prompts)?), ..Cond::default() })
+    }
+}

@@ -17,12 +17,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use boot_kit::{DiscreteDenoiser, PromptEmbeddings, Prompts};
+use boot_kit::{DiscreteDenoiser, PromptDataset, Prompts};
 use boot_models::diffusers::{AutoencoderKLDecoder, UNet2DConditionModel};
 use boot_sdk::candle::{DType, Tensor};
-use boot_sdk::cond::TextCond;
 use boot_sdk::{BetaSchedule, Cond, CondSpec, InputError, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
 use serde::Deserialize;
 
@@ -64,7 +63,9 @@ impl SdTeacherConfig {
         let vae_weights = boot_kit::weights::load_component(&vae_dir, "diffusion_pytorch_model", variant, AutoencoderKLDecoder::keys, ctx.dtype, &ctx.device)?;
         let vae = boot_models::load_strict(&vae_file, vae_weights, ctx.dtype, &ctx.device, |vb| AutoencoderKLDecoder::new(vb, &pipe.vae))?;
         let text = TextEncoder::new(&pipe.component("tokenizer"), pipe.component("text_encoder"), pipe.text_encoder.clone(), self.variant.clone(), ctx.dtype, ctx.device.clone())?;
-        Ok(SdTeacher { discrete: pipe.discrete.clone(), unet, vae, text, prompts, table: Mutex::new(None), weights: Arc::new(weights), pipe })
+        let text_spec = (text.max_length(), text.hidden_size());
+        let dataset = PromptDataset::new(prompts, Box::new(text));
+        Ok(SdTeacher { discrete: pipe.discrete.clone(), unet, vae, text_spec, dataset, weights: Arc::new(weights), pipe })
     }
 }
 
@@ -83,9 +84,8 @@ pub struct SdTeacher {
     unet: UNet2DConditionModel,
     discrete: DiscreteDenoiser,
     vae: AutoencoderKLDecoder,
-    text: TextEncoder,
-    prompts: Prompts,
-    table: Mutex<Option<Arc<PromptEmbeddings>>>,
+    text_spec: (usize, usize),
+    dataset: PromptDataset,
     weights: Arc<HashMap<String, Tensor>>,
 }
 
@@ -94,7 +94,7 @@ impl std::fmt::Debug for SdTeacher {
         f.debug_struct("SdTeacher")
             .field("path", &self.pipe.root)
             .field("prediction", &self.discrete.prediction())
-            .field("prompts", &self.prompts.lines.len())
+            .field("prompts", &self.dataset)
             .field("tensors", &self.weights.len())
             .finish()
     }
@@ -116,31 +116,9 @@ impl SdTeacher {
         &self.weights
     }
 
-    /// The tokenizer and text encoder.
-    pub fn text(&self) -> &TextEncoder {
-        &self.text
-    }
-
-    /// The prompts of the context dataset.
-    pub fn prompts(&self) -> &Prompts {
-        &self.prompts
-    }
-
-    /// The prompts' embeddings and the empty prompt's, encoded at the first call.
-    pub fn table(&self) -> boot_sdk::Result<Arc<PromptEmbeddings>> {
-        let mut slot = self.table.lock().map_err(|_| anyhow::anyhow!("sd teacher: prompt table lock poisoned"))?;
-        if let Some(t) = slot.as_ref() {
-            return Ok(t.clone());
-        }
-        let mut all = self.prompts.lines.clone();
-        all.push(String::new());
-        let emb = self.text.encode(&all)?;
-        let p = self.prompts.lines.len();
-        let null = TextCond { embeddings: emb.narrow(0, p, 1)?, mask: None };
-        let table = Arc::new(PromptEmbeddings::new(emb.narrow(0, 0, p)?.contiguous()?, None, null)?);
-        boot_sdk::tracing::info!(prompts = p, file = %self.prompts.path.display(), "sd teacher: prompt embeddings computed");
-        *slot = Some(table.clone());
-        Ok(table)
+    /// The context dataset (the prompts file, its embeddings once encoded).
+    pub fn dataset(&self) -> &PromptDataset {
+        &self.dataset
     }
 }
 
@@ -170,7 +148,7 @@ impl Teacher for SdTeacher {
     }
 
     fn cond_spec(&self) -> CondSpec {
-        CondSpec { text: Some((self.text.max_length(), self.text.hidden_size())), ..CondSpec::default() }
+        CondSpec { text: Some(self.text_spec), ..CondSpec::default() }
     }
 
     fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
@@ -183,16 +161,15 @@ impl Teacher for SdTeacher {
     }
 
     fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
-        self.table()?.cond(&self.prompts.draw(seeds))
+        self.dataset.sample_cond(seeds)
     }
 
     fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {
-        self.table()?.null_cond(cond)
+        self.dataset.null_cond(cond)
     }
 
     fn prompt_cond(&self, prompts: &[String]) -> boot_sdk::Result<Cond> {
-        let embeddings = self.text.encode(prompts)?;
-        Ok(Cond { text: Some(TextCond { embeddings, mask: None }), ..Cond::default() })
+        self.dataset.prompt_cond(prompts)
     }
 
     fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {

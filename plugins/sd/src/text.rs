@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use boot_models::transformers::{ClipTextConfig, ClipTextModel, ClipTokenizer};
+use boot_kit::PromptEncoder;
 use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::cond::TextCond;
 
 /// Prompts per text-encoder call.
 const ENCODE_BATCH: usize = 64;
@@ -54,7 +56,7 @@ impl TextEncoder {
 
     /// `[P, 77, hidden_size]` embeddings of `prompts` in the run's dtype on its device (the encoder is loaded
     /// for this call only).
-    pub fn encode(&self, prompts: &[String]) -> boot_sdk::Result<Tensor> {
+    pub fn embeddings(&self, prompts: &[String]) -> boot_sdk::Result<Tensor> {
         let tensors = boot_kit::weights::load_component(&self.dir, "model", self.variant.as_deref(), |_| true, self.dtype, &self.device)?;
         let tensors = ClipTextModel::canonical_tensors(tensors);
         let file = boot_kit::weights::weights_file(&self.dir, "model", self.variant.as_deref()).display().to_string();
@@ -68,5 +70,11 @@ impl TextEncoder {
             out.push(model.forward(&t)?);
         }
         Ok(Tensor::cat(&out, 0)?)
+    }
+}
+
+impl PromptEncoder for TextEncoder {
+    fn encode(&self, prompts: &[String]) -> boot_sdk::Result<TextCond> {
+        Ok(TextCond { embeddings: self.embeddings(prompts)?, mask: None })
     }
 }

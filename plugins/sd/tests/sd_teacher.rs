@@ -70,7 +70,7 @@ fn prompt_embeddings_match_encode_prompt() {
         check(&format!("{name} prompt_embeds"), &cond.text.as_ref().unwrap().embeddings, &m["prompt_embeds"]);
         // The context dataset's table (prompts.txt holds the first two prompts) and the null condition.
         let sd = t.as_any().downcast_ref::<SdTeacher>().unwrap();
-        let table = sd.table().unwrap().cond(&[1, 0]).unwrap();
+        let table = sd.dataset().table().unwrap().cond(&[1, 0]).unwrap();
         let want = Tensor::cat(&[m["prompt_embeds"].narrow(0, 1, 1).unwrap(), m["prompt_embeds"].narrow(0, 0, 1).unwrap()], 0).unwrap();
         check(&format!("{name} table"), &table.text.as_ref().unwrap().embeddings, &want);
         let null = t.null_cond(&table).unwrap();
