@@ -115,6 +115,7 @@ fn attn_down_block() {
             act: Activation::from_name(kw["resnet_act_fn"].as_str().unwrap()).unwrap(),
             time_embedding_norm: TimeEmbeddingNorm::Default,
             output_scale_factor: 1.0,
+            skip_time_act: false,
         },
         add_downsample: true,
         downsample_padding: u("downsample_padding"),
@@ -123,7 +124,7 @@ fn attn_down_block() {
     };
     let m = io(FAMILY, name);
     let block = load_f64(FAMILY, name, |vb| DownBlock2D::new(vb, &cfg));
-    let (y, res) = block.forward(&cast(t(&m, "x"), DType::F64), Some(&cast(t(&m, "temb"), DType::F64)), None).unwrap();
+    let (y, res) = block.forward(&cast(t(&m, "x"), DType::F64), Some(&cast(t(&m, "temb"), DType::F64)), None, None).unwrap();
     assert_eq!(res.len(), 2);
     assert_eq!(diff(&res[1], &y).1, 0.0, "the last skip output is the block's output");
     check_f64(&format!("{name} res_0"), &res[0], t(&m, "res_0_f64"), 1e-10);
@@ -132,7 +133,7 @@ fn attn_down_block() {
         return;
     }
     let block = load(FAMILY, name, |vb| DownBlock2D::new(vb, &cfg));
-    let (y, res) = block.forward(&dev(t(&m, "x")), Some(&dev(t(&m, "temb"))), None).unwrap();
+    let (y, res) = block.forward(&dev(t(&m, "x")), Some(&dev(t(&m, "temb"))), None, None).unwrap();
     assert_eq!(res.len(), 2);
     assert_eq!(diff(&res[1], &y).1, 0.0, "the last skip output is the block's output");
     check(&format!("{name} res_0"), &res[0], t(&m, "res_0_f32"), t(&m, "res_0_f64"));
@@ -257,7 +258,7 @@ fn unet2dcond_sd() {
     let m = io(FAMILY, name);
     let (x, ts, ctx) = (t(&m, "sample"), t(&m, "timestep"), t(&m, "encoder_hidden_states"));
     let net64 = load_f64(FAMILY, name, |vb| UNet2DConditionModel::new(vb, &resolved));
-    let out64 = net64.forward(&cast(x, DType::F64), &cast(ts, DType::F64), &cast(ctx, DType::F64), None, None).unwrap();
+    let out64 = net64.forward(&cast(x, DType::F64), &cast(ts, DType::F64), &cast(ctx, DType::F64), None, None, None).unwrap();
     check_f64(&format!("{name} sample"), &out64, t(&m, "sample_f64"), 1e-9);
 
     let (x, ts, ctx) = (&dev(x), &dev_cond(ts), &dev(ctx));
@@ -265,30 +266,63 @@ fn unet2dcond_sd() {
     let order = trace_modules(&config(FAMILY, name));
     assert_eq!(net.module_order(), order);
     check_net(&format!("{name} t_emb"), &net.time_features(ts).unwrap(), t(&m, "t_emb_f32"), t(&m, "t_emb_f64"));
-    let emb = net.embedding(ts, None, None).unwrap();
+    let emb = net.embedding(ts, None, None, None).unwrap();
     check_net(&format!("{name} emb"), &emb, t(&m, "emb_f32"), t(&m, "emb_f64"));
     if skip_without_conv(name) {
         return;
     }
     let mut traced = Vec::new();
     let body = net
-        .forward_with_embedding(x, &emb, ctx, &mut |n, h| {
+        .forward_with_embedding(x, &emb, ctx, None, &mut |n, h| {
             traced.push((n.to_string(), h.clone()));
             Ok(())
         })
         .unwrap();
     check_trace(name, &order, &traced, t(&m, "trace_stats_f32"), 1e-4);
-    let out = net.forward(x, ts, ctx, None, None).unwrap();
+    let out = net.forward(x, ts, ctx, None, None, None).unwrap();
     assert_eq!(diff(&out, &body).1, 0.0);
     check_net(&format!("{name} sample"), &out, t(&m, "sample_f32"), t(&m, "sample_f64"));
 }
 
+/// The DeepFloyd-IF-style UNet (stage I layout, no mask): text-pooled embedding, `encoder_hid_proj`,
+/// `SimpleCrossAttn` blocks; its masked stage I / II configurations are in `if_unet_parity.rs`.
 #[test]
-fn unet2dcond_refuses_if_features() {
-    // The IF fixture's config asks for features this port does not build; the error names the key.
-    let e = UNet2DConditionConfig::from_json_str(&config(FAMILY, "unet2dcond_if")["modules"]["resolved_config"].to_string(), "if/config.json").unwrap_err();
-    let line = e.downcast_ref::<boot_sdk::InputError>().expect("an input error").to_string();
-    assert!(line.starts_with("if/config.json: ") && line.contains("not supported"), "{line}");
+fn unet2dcond_if() {
+    let name = "unet2dcond_if";
+    let cfg = UNet2DConditionConfig::from_json_str(&kwargs(name).to_string(), name).expect("kwargs");
+    let resolved = UNet2DConditionConfig::from_json_str(&config(FAMILY, name)["modules"]["resolved_config"].to_string(), name).expect("resolved config");
+    assert_eq!(
+        UNet2DConditionConfig { other: Default::default(), ..resolved.clone() },
+        UNet2DConditionConfig { other: Default::default(), ..cfg.clone() },
+        "defaults differ from diffusers' resolved config"
+    );
+    let m = io(FAMILY, name);
+    let (x, ts, ctx) = (t(&m, "sample"), t(&m, "timestep"), t(&m, "encoder_hidden_states"));
+    let net64 = load_f64(FAMILY, name, |vb| UNet2DConditionModel::new(vb, &resolved));
+    let out64 = net64.forward(&cast(x, DType::F64), &cast(ts, DType::F64), &cast(ctx, DType::F64), None, None, None).unwrap();
+    check_f64(&format!("{name} sample"), &out64, t(&m, "sample_f64"), 1e-9);
+
+    let (x, ts, ctx) = (&dev(x), &dev_cond(ts), &dev(ctx));
+    let net = load(FAMILY, name, |vb| UNet2DConditionModel::new(vb, &resolved));
+    let order = trace_modules(&config(FAMILY, name));
+    assert_eq!(net.module_order(), order);
+    check_net(&format!("{name} t_emb"), &net.time_features(ts).unwrap(), t(&m, "t_emb_f32"), t(&m, "t_emb_f64"));
+    let emb = net.embedding(ts, Some(ctx), None, None).unwrap();
+    check_net(&format!("{name} emb"), &emb, t(&m, "emb_f32"), t(&m, "emb_f64"));
+    if skip_without_conv(name) {
+        return;
+    }
+    let mut traced = Vec::new();
+    let body = net
+        .forward_with_embedding(x, &emb, ctx, None, &mut |n, h| {
+            traced.push((n.to_string(), h.clone()));
+            Ok(())
+        })
+        .unwrap();
+    check_trace(name, &order, &traced, t(&m, "trace_stats_f32"), 1e-4);
+    let out = net.forward(x, ts, ctx, None, None, None).unwrap();
+    assert_eq!(diff(&out, &body).1, 0.0);
+    check_net(&format!("{name} sample"), &out, t(&m, "sample_f32"), t(&m, "sample_f64"));
 }
 
 #[test]

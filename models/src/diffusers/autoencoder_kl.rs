@@ -151,7 +151,7 @@ impl AutoencoderKLDecoder {
             anyhow::bail!("AutoencoderKL: up block type `{t}` is not supported (UpDecoderBlock2D)");
         }
         let act = Activation::from_name(&c.act_fn)?;
-        let opts = ResnetOptions { eps: 1e-6, groups: c.norm_num_groups, act, time_embedding_norm: TimeEmbeddingNorm::Default, output_scale_factor: 1.0 };
+        let opts = ResnetOptions { eps: 1e-6, groups: c.norm_num_groups, act, time_embedding_norm: TimeEmbeddingNorm::Default, output_scale_factor: 1.0, skip_time_act: false };
         let post_quant_conv = match c.use_post_quant_conv {
             true => Some(Conv2d::new(vb.pp("post_quant_conv"), Conv2dConfig::plain(c.latent_channels, c.latent_channels, 1))?),
             false => None,
@@ -186,7 +186,7 @@ impl AutoencoderKLDecoder {
             None => z.clone(),
         };
         let mut h = self.conv_in.forward(&z)?;
-        h = self.mid_block.forward(&h, None, None)?;
+        h = self.mid_block.forward(&h, None, None, None)?;
         for b in &self.up_blocks {
             h = b.forward(&h)?;
         }

@@ -1,8 +1,10 @@
 //! The attention layer a UNet block puts after each resnet: none (`DownBlock2D`, `UpBlock2D`), spatial
-//! self-attention (`AttnDownBlock2D`, `AttnUpBlock2D`, `UNetMidBlock2D`), or a `Transformer2DModel` with
+//! self-attention (`AttnDownBlock2D`, `AttnUpBlock2D`, `UNetMidBlock2D`), a `Transformer2DModel` with
 //! cross-attention to the text states (`CrossAttnDownBlock2D`, `CrossAttnUpBlock2D`,
-//! `UNetMidBlock2DCrossAttn`).
+//! `UNetMidBlock2DCrossAttn`), or DeepFloyd IF's attention with added text keys and values
+//! (`SimpleCrossAttnDownBlock2D`, `SimpleCrossAttnUpBlock2D`, `UNetMidBlock2DSimpleCrossAttn`).
 
+use super::added_kv_attention::{AddedKvAttention, AddedKvAttentionConfig};
 use super::attention::{Attention, AttentionConfig};
 use super::transformer_2d::{Transformer2DConfig, Transformer2DModel};
 use crate::candle::{Result, Tensor};
@@ -32,6 +34,18 @@ pub enum BlockAttentionKind {
         /// `attn1` attends to the context too.
         only_cross_attention: bool,
     },
+    /// An [`AddedKvAttention`] with `channels / head_dim` heads over the text states; its `group_norm` has the
+    /// resnets' groups.
+    AddedKv {
+        /// Channels per head (diffusers' `attention_head_dim` of the `SimpleCrossAttn` blocks).
+        head_dim: usize,
+        /// Width of the text states (`cross_attention_dim`).
+        cross_attention_dim: usize,
+        /// Groups of `norm_cross` (`cross_attention_norm = "group_norm"`), or none.
+        cross_attention_norm_groups: Option<usize>,
+        /// No self keys and values: the pixels attend to the text only.
+        only_cross_attention: bool,
+    },
 }
 
 /// A built block attention layer.
@@ -41,12 +55,15 @@ pub enum BlockAttention {
     Spatial(Attention),
     /// Transformer with cross-attention.
     Transformer(Box<Transformer2DModel>),
+    /// Attention with added text keys and values.
+    AddedKv(Box<AddedKvAttention>),
 }
 
 impl BlockAttention {
     /// Builds the layer of `kind` over `channels` channels (`None` for [`BlockAttentionKind::None`]).
-    /// `norm_groups` / `eps` are the group norm's (spatial: `None` = no norm; transformer: its groups),
-    /// `rescale_output_factor` the spatial attention's output divisor.
+    /// `norm_groups` / `eps` are the group norm's (spatial: `None` = no norm; transformer and added-KV: its
+    /// groups, the added-KV norm's eps is diffusers' fixed 1e-5), `rescale_output_factor` the spatial
+    /// attention's output divisor.
     pub fn new(vb: VarBuilder, kind: BlockAttentionKind, channels: usize, norm_groups: Option<usize>, eps: f64, rescale_output_factor: f64) -> Result<Option<Self>> {
         Ok(match kind {
             BlockAttentionKind::None => None,
@@ -70,14 +87,35 @@ impl BlockAttention {
                 };
                 Some(BlockAttention::Transformer(Box::new(Transformer2DModel::new(vb, &cfg)?)))
             }
+            BlockAttentionKind::AddedKv { head_dim, cross_attention_dim, cross_attention_norm_groups, only_cross_attention } => {
+                let groups = norm_groups.ok_or_else(|| crate::candle::Error::Msg("attention with added keys and values: a group count is required".into()))?;
+                let cfg = AddedKvAttentionConfig {
+                    query_dim: channels,
+                    dim_head: head_dim,
+                    added_kv_proj_dim: cross_attention_dim,
+                    norm_num_groups: groups,
+                    cross_attention_norm_groups,
+                    only_cross_attention,
+                };
+                Some(BlockAttention::AddedKv(Box::new(AddedKvAttention::new(vb, cfg)?)))
+            }
         })
     }
 
-    /// Applies the layer to `x` (`[B, C, H, W]`); `context` is the transformer's `encoder_hidden_states`.
-    pub fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+    /// Applies the layer to `x` (`[B, C, H, W]`); `context` is the cross-attention's `encoder_hidden_states`,
+    /// `context_bias` (`[B, L]`: 0, or -10000 on padding) the additive mask of its tokens (added-KV attention
+    /// only: a transformer refuses one).
+    pub fn forward(&self, x: &Tensor, context: Option<&Tensor>, context_bias: Option<&Tensor>) -> Result<Tensor> {
         match self {
             BlockAttention::Spatial(a) => a.forward(x, None),
+            BlockAttention::Transformer(_) if context_bias.is_some() => {
+                crate::candle::bail!("encoder_attention_mask is not supported by this port's Transformer2DModel (CrossAttn blocks)")
+            }
             BlockAttention::Transformer(t) => t.forward(x, context),
+            BlockAttention::AddedKv(a) => {
+                let ctx = context.ok_or_else(|| crate::candle::Error::Msg("attention with added keys and values needs encoder_hidden_states".into()))?;
+                a.forward(x, ctx, context_bias)
+            }
         }
     }
 }

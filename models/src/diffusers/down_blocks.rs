@@ -1,5 +1,6 @@
-//! diffusers' `DownBlock2D`, `AttnDownBlock2D` and `CrossAttnDownBlock2D` (`models/unets/unet_2d_blocks.py`):
-//! one encoder level of a UNet, as one type (the attention layers are what tells them apart).
+//! diffusers' `DownBlock2D`, `AttnDownBlock2D`, `CrossAttnDownBlock2D`, and DeepFloyd IF's
+//! `ResnetDownsampleBlock2D` and `SimpleCrossAttnDownBlock2D` (`models/unets/unet_2d_blocks.py`): one encoder
+//! level of a UNet, as one type (the attention layers and the down-sampler are what tells them apart).
 
 use super::block_attention::{BlockAttention, BlockAttentionKind};
 use super::resample::Downsample2D;
@@ -44,10 +45,11 @@ pub struct DownBlock2DConfig {
     pub add_downsample: bool,
     /// Padding of the down-sampling convolution.
     pub downsample_padding: usize,
-    /// How to down-sample (`AttnDownBlock2D` only; the others always use a convolution).
+    /// How to down-sample: a convolution, or a resnet (`AttnDownBlock2D` with `downsample_type = "resnet"`,
+    /// `ResnetDownsampleBlock2D`, `SimpleCrossAttnDownBlock2D`).
     pub downsample_type: ResampleType,
-    /// The attention after each resnet: none (`DownBlock2D`), spatial (`AttnDownBlock2D`) or a transformer
-    /// (`CrossAttnDownBlock2D`).
+    /// The attention after each resnet: none (`DownBlock2D`, `ResnetDownsampleBlock2D`), spatial
+    /// (`AttnDownBlock2D`), a transformer (`CrossAttnDownBlock2D`) or added-KV (`SimpleCrossAttnDownBlock2D`).
     pub attention: BlockAttentionKind,
 }
 
@@ -57,7 +59,8 @@ enum Downsampler {
     Resnet(Box<ResnetBlock2D>),
 }
 
-/// `DownBlock2D` / `AttnDownBlock2D` / `CrossAttnDownBlock2D`. Keys: `resnets.i`, `attentions.i`,
+/// `DownBlock2D` / `AttnDownBlock2D` / `CrossAttnDownBlock2D` / `ResnetDownsampleBlock2D` /
+/// `SimpleCrossAttnDownBlock2D`. Keys: `resnets.i`, `attentions.i`,
 /// `downsamplers.0`.
 #[derive(Debug, Clone)]
 pub struct DownBlock2D {
@@ -83,25 +86,24 @@ impl DownBlock2D {
             None
         } else {
             let vb = vb.pp("downsamplers.0");
-            Some(match (cfg.attention, cfg.downsample_type) {
-                (BlockAttentionKind::Spatial { .. }, ResampleType::Resnet) => {
-                    Downsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { down: true, ..r.block(cout, cout, cfg.temb_channels) })?))
-                }
-                _ => Downsampler::Conv(Downsample2D::new(vb, cout, true, cout, cfg.downsample_padding)?),
+            Some(match cfg.downsample_type {
+                ResampleType::Resnet => Downsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { down: true, ..r.block(cout, cout, cfg.temb_channels) })?)),
+                ResampleType::Conv => Downsampler::Conv(Downsample2D::new(vb, cout, true, cout, cfg.downsample_padding)?),
             })
         };
         Ok(Self { resnets, attentions, downsampler })
     }
 
-    /// Runs the block (`context`: the cross-attention's `encoder_hidden_states`): returns the hidden state
-    /// and the skip outputs it adds (one per resnet, and the down-sampler's).
-    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>, context: Option<&Tensor>) -> Result<(Tensor, Vec<Tensor>)> {
+    /// Runs the block (`context`: the cross-attention's `encoder_hidden_states`, `context_bias` the additive
+    /// mask of its tokens, see [`BlockAttention::forward`]): returns the hidden state and the skip outputs it
+    /// adds (one per resnet, and the down-sampler's).
+    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>, context: Option<&Tensor>, context_bias: Option<&Tensor>) -> Result<(Tensor, Vec<Tensor>)> {
         let mut h = x.clone();
         let mut outputs = Vec::with_capacity(self.resnets.len() + 1);
         for (i, resnet) in self.resnets.iter().enumerate() {
             h = resnet.forward(&h, temb)?;
             if let Some(a) = self.attentions.get(i) {
-                h = a.forward(&h, context)?;
+                h = a.forward(&h, context, context_bias)?;
             }
             outputs.push(h.clone());
         }

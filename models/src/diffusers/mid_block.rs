@@ -1,5 +1,5 @@
-//! diffusers' `UNetMidBlock2D` and `UNetMidBlock2DCrossAttn` (`models/unets/unet_2d_blocks.py`): resnet,
-//! then (attention, resnet) pairs.
+//! diffusers' `UNetMidBlock2D`, `UNetMidBlock2DCrossAttn` and DeepFloyd IF's `UNetMidBlock2DSimpleCrossAttn`
+//! (`models/unets/unet_2d_blocks.py`): resnet, then (attention, resnet) pairs.
 
 use super::block_attention::{BlockAttention, BlockAttentionKind};
 use super::resnet::{ResnetBlock2D, ResnetOptions};
@@ -19,14 +19,15 @@ pub struct UNetMidBlock2DConfig {
     pub resnet: ResnetOptions,
     /// Groups of the attention's group norm; `None`: no norm (spatial attention only; a transformer needs
     /// them). diffusers' rule for `UNetMidBlock2D`'s `attn_groups = None`: the resnet groups with the
-    /// default time norm, no norm with `scale_shift`; `UNetMidBlock2DCrossAttn` uses the resnet groups.
+    /// default time norm, no norm with `scale_shift`; `UNetMidBlock2DCrossAttn` and
+    /// `UNetMidBlock2DSimpleCrossAttn` use the resnet groups.
     pub attn_groups: Option<usize>,
-    /// The attention of each pair: spatial (`UNetMidBlock2D`), a transformer (`UNetMidBlock2DCrossAttn`), or
-    /// none (`add_attention = False`).
+    /// The attention of each pair: spatial (`UNetMidBlock2D`), a transformer (`UNetMidBlock2DCrossAttn`),
+    /// added-KV (`UNetMidBlock2DSimpleCrossAttn`), or none (`add_attention = False`).
     pub attention: BlockAttentionKind,
 }
 
-/// `UNetMidBlock2D` / `UNetMidBlock2DCrossAttn`. Keys: `resnets.i`, `attentions.i`.
+/// `UNetMidBlock2D` / `UNetMidBlock2DCrossAttn` / `UNetMidBlock2DSimpleCrossAttn`. Keys: `resnets.i`, `attentions.i`.
 #[derive(Debug, Clone)]
 pub struct UNetMidBlock2D {
     resnets: Vec<ResnetBlock2D>,
@@ -48,13 +49,14 @@ impl UNetMidBlock2D {
         Ok(Self { resnets, attentions })
     }
 
-    /// Runs the block on `x` (`[B, C, H, W]`); `context` is the cross-attention's `encoder_hidden_states`.
-    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>, context: Option<&Tensor>) -> Result<Tensor> {
+    /// Runs the block on `x` (`[B, C, H, W]`); `context` is the cross-attention's `encoder_hidden_states`,
+    /// `context_bias` the additive mask of its tokens (see [`BlockAttention::forward`]).
+    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>, context: Option<&Tensor>, context_bias: Option<&Tensor>) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, resnet) in self.resnets.iter().enumerate() {
             if i > 0 {
                 if let Some(a) = self.attentions.get(i - 1) {
-                    h = a.forward(&h, context)?;
+                    h = a.forward(&h, context, context_bias)?;
                 }
             }
             h = resnet.forward(&h, temb)?;

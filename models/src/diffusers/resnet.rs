@@ -181,7 +181,7 @@ impl ResnetBlock2D {
 }
 
 /// The resnet settings a UNet block passes to every `ResnetBlock2D` it builds (`resnet_eps`,
-/// `resnet_groups`, `resnet_act_fn`, `resnet_time_scale_shift`, `output_scale_factor`).
+/// `resnet_groups`, `resnet_act_fn`, `resnet_time_scale_shift`, `output_scale_factor`, `skip_time_act`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ResnetOptions {
     /// Group norm epsilon.
@@ -192,8 +192,10 @@ pub struct ResnetOptions {
     pub act: Activation,
     /// How the time embedding enters.
     pub time_embedding_norm: TimeEmbeddingNorm,
-    /// Output scale factor of the resnets (and of the block's attention layers).
+    /// Output scale factor of the resnets (and of the block's spatial attention layers).
     pub output_scale_factor: f64,
+    /// The time embedding enters `time_emb_proj` without the activation (IF stage II's `resnet_skip_time_act`).
+    pub skip_time_act: bool,
 }
 
 impl ResnetOptions {
@@ -205,6 +207,7 @@ impl ResnetOptions {
             act: self.act,
             time_embedding_norm: self.time_embedding_norm,
             output_scale_factor: self.output_scale_factor,
+            skip_time_act: self.skip_time_act,
             ..ResnetBlock2DConfig::new(in_channels, out_channels, temb_channels)
         }
     }

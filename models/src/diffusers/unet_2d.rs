@@ -233,7 +233,7 @@ impl UNet2DModel {
             None => None,
         };
         let tn = TimeEmbeddingNorm::from_name(&c.resnet_time_scale_shift)?;
-        let opts = |channels: usize, output_scale_factor: f64| ResnetOptions { eps: c.norm_eps, groups: c.groups(channels), act, time_embedding_norm: tn, output_scale_factor };
+        let opts = |channels: usize, output_scale_factor: f64| ResnetOptions { eps: c.norm_eps, groups: c.groups(channels), act, time_embedding_norm: tn, output_scale_factor, skip_time_act: false };
         let down_type = ResampleType::from_name(&c.downsample_type)?;
         let up_type = ResampleType::from_name(&c.upsample_type)?;
         let attn_dim = |kind: &str, attn: &str, plain: &str, channels: usize| -> Result<BlockAttentionKind> {
@@ -249,6 +249,7 @@ impl UNet2DModel {
         for (i, kind) in c.down_block_types.iter().enumerate() {
             let in_ch = out_ch;
             out_ch = c.block_out_channels[i];
+            let attention = attn_dim(kind, "AttnDownBlock2D", "DownBlock2D", out_ch)?;
             let dc = DownBlock2DConfig {
                 in_channels: in_ch,
                 out_channels: out_ch,
@@ -257,8 +258,9 @@ impl UNet2DModel {
                 resnet: opts(out_ch, 1.0),
                 add_downsample: i + 1 != levels,
                 downsample_padding: c.downsample_padding,
-                downsample_type: down_type,
-                attention: attn_dim(kind, "AttnDownBlock2D", "DownBlock2D", out_ch)?,
+                // diffusers passes `downsample_type` to `AttnDownBlock2D` only.
+                downsample_type: if matches!(attention, BlockAttentionKind::Spatial { .. }) { down_type } else { ResampleType::Conv },
+                attention,
             };
             down_blocks.push(DownBlock2D::new(vb.pp(format!("down_blocks.{i}")), &dc)?);
         }
@@ -291,6 +293,7 @@ impl UNet2DModel {
         for (i, kind) in c.up_block_types.iter().enumerate() {
             let prev = out_ch;
             out_ch = rev[i];
+            let attention = attn_dim(kind, "AttnUpBlock2D", "UpBlock2D", out_ch)?;
             let uc = UpBlock2DConfig {
                 in_channels: rev[(i + 1).min(levels - 1)],
                 prev_output_channels: prev,
@@ -299,8 +302,9 @@ impl UNet2DModel {
                 num_layers: c.layers_per_block + 1,
                 resnet: opts(out_ch, 1.0),
                 add_upsample: i + 1 != levels,
-                upsample_type: up_type,
-                attention: attn_dim(kind, "AttnUpBlock2D", "UpBlock2D", out_ch)?,
+                // diffusers passes `upsample_type` to `AttnUpBlock2D` only.
+                upsample_type: if matches!(attention, BlockAttentionKind::Spatial { .. }) { up_type } else { ResampleType::Conv },
+                attention,
             };
             up_blocks.push(UpBlock2D::new(vb.pp(format!("up_blocks.{i}")), &uc)?);
         }
@@ -384,17 +388,17 @@ impl UNet2DModel {
         trace("conv_in", &h)?;
         let mut skips = vec![h.clone()];
         for (i, block) in self.down_blocks.iter().enumerate() {
-            let (out, res) = block.forward(&h, Some(emb), None)?;
+            let (out, res) = block.forward(&h, Some(emb), None, None)?;
             h = out;
             skips.extend(res);
             trace(&format!("down_blocks.{i}"), &h)?;
         }
         if let Some(m) = &self.mid_block {
-            h = m.forward(&h, Some(emb), None)?;
+            h = m.forward(&h, Some(emb), None, None)?;
             trace("mid_block", &h)?;
         }
         for (i, block) in self.up_blocks.iter().enumerate() {
-            h = block.forward(&h, &mut skips, Some(emb), None)?;
+            h = block.forward(&h, &mut skips, Some(emb), None, None)?;
             trace(&format!("up_blocks.{i}"), &h)?;
         }
         h = self.conv_norm_out.forward(&h)?;

@@ -1,5 +1,6 @@
-//! diffusers' `UpBlock2D`, `AttnUpBlock2D` and `CrossAttnUpBlock2D` (`models/unets/unet_2d_blocks.py`):
-//! one decoder level of a UNet, as one type (the attention layers are what tells them apart).
+//! diffusers' `UpBlock2D`, `AttnUpBlock2D`, `CrossAttnUpBlock2D`, and DeepFloyd IF's `ResnetUpsampleBlock2D`
+//! and `SimpleCrossAttnUpBlock2D` (`models/unets/unet_2d_blocks.py`): one decoder level of a UNet, as one type
+//! (the attention layers and the up-sampler are what tells them apart).
 
 use super::block_attention::{BlockAttention, BlockAttentionKind};
 use super::down_blocks::ResampleType;
@@ -25,10 +26,11 @@ pub struct UpBlock2DConfig {
     pub resnet: ResnetOptions,
     /// Up-sample at the end of the block.
     pub add_upsample: bool,
-    /// How to up-sample (`AttnUpBlock2D` only; the others always use a convolution).
+    /// How to up-sample: a convolution, or a resnet (`AttnUpBlock2D` with `upsample_type = "resnet"`,
+    /// `ResnetUpsampleBlock2D`, `SimpleCrossAttnUpBlock2D`).
     pub upsample_type: ResampleType,
-    /// The attention after each resnet: none (`UpBlock2D`), spatial (`AttnUpBlock2D`) or a transformer
-    /// (`CrossAttnUpBlock2D`).
+    /// The attention after each resnet: none (`UpBlock2D`, `ResnetUpsampleBlock2D`), spatial
+    /// (`AttnUpBlock2D`), a transformer (`CrossAttnUpBlock2D`) or added-KV (`SimpleCrossAttnUpBlock2D`).
     pub attention: BlockAttentionKind,
 }
 
@@ -38,7 +40,8 @@ enum Upsampler {
     Resnet(Box<ResnetBlock2D>),
 }
 
-/// `UpBlock2D` / `AttnUpBlock2D` / `CrossAttnUpBlock2D`. Keys: `resnets.i`, `attentions.i`, `upsamplers.0`.
+/// `UpBlock2D` / `AttnUpBlock2D` / `CrossAttnUpBlock2D` / `ResnetUpsampleBlock2D` / `SimpleCrossAttnUpBlock2D`.
+/// Keys: `resnets.i`, `attentions.i`, `upsamplers.0`.
 #[derive(Debug, Clone)]
 pub struct UpBlock2D {
     resnets: Vec<ResnetBlock2D>,
@@ -64,9 +67,9 @@ impl UpBlock2D {
             None
         } else {
             let vb = vb.pp("upsamplers.0");
-            Some(match (cfg.attention, cfg.upsample_type) {
-                (BlockAttentionKind::Spatial { .. }, ResampleType::Resnet) => Upsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { up: true, ..r.block(cout, cout, cfg.temb_channels) })?)),
-                _ => Upsampler::Conv(Upsample2D::new(vb, cout, true, cout)?),
+            Some(match cfg.upsample_type {
+                ResampleType::Resnet => Upsampler::Resnet(Box::new(ResnetBlock2D::new(vb, ResnetBlock2DConfig { up: true, ..r.block(cout, cout, cfg.temb_channels) })?)),
+                ResampleType::Conv => Upsampler::Conv(Upsample2D::new(vb, cout, true, cout)?),
             })
         };
         Ok(Self { resnets, attentions, upsampler })
@@ -78,14 +81,15 @@ impl UpBlock2D {
     }
 
     /// Runs the block, popping one skip per resnet from the end of `skips` and concatenating it after the
-    /// hidden state (`cat([h, skip], dim=1)`); `context` is the cross-attention's `encoder_hidden_states`.
-    pub fn forward(&self, x: &Tensor, skips: &mut Vec<Tensor>, temb: Option<&Tensor>, context: Option<&Tensor>) -> Result<Tensor> {
+    /// hidden state (`cat([h, skip], dim=1)`); `context` is the cross-attention's `encoder_hidden_states`,
+    /// `context_bias` the additive mask of its tokens (see [`BlockAttention::forward`]).
+    pub fn forward(&self, x: &Tensor, skips: &mut Vec<Tensor>, temb: Option<&Tensor>, context: Option<&Tensor>, context_bias: Option<&Tensor>) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, resnet) in self.resnets.iter().enumerate() {
             let s = skips.pop().ok_or_else(|| crate::candle::Error::Msg("up block: skip stack underflow".into()))?;
             h = resnet.forward(&Tensor::cat(&[&h, &s], 1)?, temb)?;
             if let Some(a) = self.attentions.get(i) {
-                h = a.forward(&h, context)?;
+                h = a.forward(&h, context, context_bias)?;
             }
         }
         if let Some(u) = &self.upsampler {

@@ -135,7 +135,7 @@ pub fn text_states(cond: &Cond, n: usize) -> boot_sdk::Result<&Tensor> {
 /// time embedding (a student's new embeddings).
 pub fn predict_x0(unet: &UNet2DConditionModel, discrete: &DiscreteDenoiser, x_t: &Tensor, timesteps: &[f64], context: &Tensor, extra: Option<&Tensor>) -> boot_sdk::Result<Tensor> {
     let t = discrete.timestep_input(timesteps, boot_models::embedding_dtype(x_t.dtype()), x_t.device())?;
-    let out = unet.forward(x_t, &t, &context.to_dtype(x_t.dtype())?, None, extra)?;
+    let out = unet.forward(x_t, &t, &context.to_dtype(x_t.dtype())?, None, None, extra)?;
     discrete.to_x0(x_t, &out, timesteps)
 }
 
