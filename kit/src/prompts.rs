@@ -183,3 +183,12 @@ impl PromptDataset {
         Ok(Cond { text: Some(self.encoder.encode(prompts)?), ..Cond::default() })
     }
 }
+
+/// The text embeddings of a batch of `n` (`kind` names the teacher in errors).
+pub fn text_states<'a>(cond: &'a Cond, n: usize, kind: &str) -> boot_sdk::Result<&'a Tensor> {
+    match &cond.text {
+        Some(t) if t.embeddings.dim(0)? == n => Ok(&t.embeddings),
+        Some(t) => anyhow::bail!("{kind}: {} text embeddings for a batch of {n}", t.embeddings.dim(0)?),
+        None => anyhow::bail!("{kind}: the batch has no text conditioning"),
+    }
+}

@@ -39,7 +39,7 @@ pub fn load_component(dir: &Path, stem: &str, variant: Option<&str>, keep: impl 
         let index: serde_json::Value = serde_json::from_str(&text).map_err(|e| InputError::new(&shown, "", format!("not JSON: {e}")))?;
         let map = index.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| InputError::new(&shown, "weight_map", "missing or not an object"))?;
         let names: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
-        if names.len() != map.values().count() || names.is_empty() {
+        if map.values().any(|v| !v.is_string()) || names.is_empty() {
             return Err(InputError::new(&shown, "weight_map", "expects a non-empty map of tensor name to shard file name").into());
         }
         names.into_iter().map(|n| dir.join(n)).collect()

@@ -15,11 +15,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use boot_kit::{DiscreteDenoiser, SchedulerConfig};
+use boot_kit::{DiscreteDenoiser, PipelineIndex, SchedulerConfig};
 use boot_models::diffusers::{AutoencoderKLConfig, PerBlock, UNet2DConditionConfig};
 use boot_models::transformers::ClipTextConfig;
-use boot_sdk::serde_json::{self, Value};
 use boot_sdk::InputError;
+
+/// The components of a Stable Diffusion folder (`kit/src/pipeline_index.rs`).
+const INDEX: PipelineIndex<'static> = PipelineIndex { pipeline: "a Stable Diffusion pipeline", components: COMPONENTS, refused: REFUSED };
 
 /// The classes each component must have (`model_index.json` names `[library, class]`).
 const COMPONENTS: &[(&str, &[&str])] = &[
@@ -54,7 +56,7 @@ impl SdPipeline {
         if !root.is_dir() {
             return Err(InputError::config("teacher.path", format!("{} is not a folder (a diffusers Stable Diffusion pipeline with model_index.json)", root.display())).into());
         }
-        check_model_index(&root.join("model_index.json"))?;
+        INDEX.check(&root.join("model_index.json"))?;
         let scheduler_path = root.join("scheduler").join("scheduler_config.json");
         let scheduler = SchedulerConfig::read(&scheduler_path)?;
         let schedule = Arc::new(scheduler.beta_schedule(&scheduler_path.display().to_string())?);
@@ -91,27 +93,4 @@ impl SdPipeline {
     pub fn component(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
-}
-
-/// `model_index.json` names every component the teacher needs, with a class it can load.
-fn check_model_index(path: &Path) -> boot_sdk::Result<()> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| InputError::new(&shown, "", format!("cannot read: {e} (a diffusers pipeline folder has one)")))?;
-    let index: Value = serde_json::from_str(&text).map_err(|e| InputError::new(&shown, "", format!("not JSON: {e}")))?;
-    for (name, classes) in COMPONENTS {
-        let class = match index.get(*name) {
-            Some(Value::Array(v)) if v.len() == 2 => v[1].as_str().unwrap_or_default().to_string(),
-            Some(other) => return Err(InputError::new(&shown, *name, format!("{other}: expected [library, class]")).into()),
-            None => return Err(InputError::new(&shown, *name, "missing: a Stable Diffusion pipeline needs unet, vae, text_encoder, tokenizer and scheduler").into()),
-        };
-        if !classes.contains(&class.as_str()) {
-            return Err(InputError::new(&shown, *name, format!("class \"{class}\" is not supported (expected {})", classes.join(" or "))).into());
-        }
-    }
-    for (name, why) in REFUSED {
-        if index.get(*name).is_some_and(|v| !v.is_null() && v.as_array().is_none_or(|a| a.iter().any(|x| !x.is_null()))) {
-            return Err(InputError::new(&shown, *name, *why).into());
-        }
-    }
-    Ok(())
 }

@@ -11,13 +11,12 @@
 //! teacher's timestep of `lambda(t_max)`, its input is the noise `eps`, and the zero-initialised embeddings of
 //! the target time and `w` (`boot_time_embedding`, `boot_w_embedding`) are added to the time embedding.
 
-use boot_kit::{teacher_of, Backbone, DiscreteDenoiser, TeacherInit, TeacherInitStudent};
+use boot_kit::{teacher_of, TeacherInit, TeacherInitStudent, TextUNetBackbone};
 use boot_models::diffusers::UNet2DConditionModel;
-use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::{Cond, Student, StudentConfig, StudentContext, Times};
+use boot_sdk::{Student, StudentConfig, StudentContext};
 use serde::Deserialize;
 
-use crate::teacher::{predict_x0, text_states, SdTeacher};
+use crate::teacher::SdTeacher;
 
 /// `[student] kind = "sd-student"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -40,7 +39,7 @@ impl SdStudentConfig {
         let s_max = discrete.student_timestep(self.teacher_timestep, ctx)?;
         let config = teacher.unet().config().clone();
         let init = TeacherInit { kind: "sd-student", weights: teacher.weights(), is_buffer: |_| false, time_embedding: "boot_time_embedding", w_embedding: "boot_w_embedding" };
-        TeacherInitStudent::build(ctx, &init, |vb| Ok(SdBackbone { unet: UNet2DConditionModel::new(vb, &config)?, discrete, s_max }))
+        TeacherInitStudent::build(ctx, &init, |vb| Ok(TextUNetBackbone::new(UNet2DConditionModel::new(vb, &config)?, discrete, s_max, "sd-student")))
     }
 }
 
@@ -53,41 +52,5 @@ boot_sdk::register! {
     }
 }
 
-/// The teacher's UNet at the fixed timestep `s_max`.
-pub struct SdBackbone {
-    unet: UNet2DConditionModel,
-    discrete: DiscreteDenoiser,
-    s_max: f64,
-}
-
-impl SdBackbone {
-    /// The teacher timestep the network is run at.
-    pub fn teacher_timestep(&self) -> f64 {
-        self.s_max
-    }
-}
-
-impl Backbone for SdBackbone {
-    fn feature_dim(&self) -> usize {
-        self.unet.config().block_out_channels[0]
-    }
-
-    fn embedding_dim(&self) -> usize {
-        self.unet.config().time_embed_dim()
-    }
-
-    fn time_features(&self, times: &Times, dtype: DType, device: &Device) -> boot_sdk::Result<Tensor> {
-        let target = self.discrete.timesteps_of_lambda(&times.lambda);
-        let t = self.discrete.timestep_input(&target, dtype, device)?;
-        Ok(self.unet.time_features(&t)?.to_dtype(dtype)?)
-    }
-
-    fn w_features(&self, w: &Tensor) -> boot_sdk::Result<Tensor> {
-        Ok(self.unet.time_features(w)?.to_dtype(w.dtype())?)
-    }
-
-    fn predict(&self, eps: &Tensor, cond: &Cond, extra: &Tensor) -> boot_sdk::Result<Tensor> {
-        let n = eps.dim(0)?;
-        predict_x0(&self.unet, &self.discrete, eps, &vec![self.s_max; n], text_states(cond, n)?, Some(extra))
-    }
-}
+/// The teacher's UNet at the fixed timestep `s_max` (the kit's text-UNet backbone).
+pub type SdBackbone = TextUNetBackbone;

@@ -124,20 +124,10 @@ impl SdTeacher {
 
 /// The text states of a batch of `n`.
 pub fn text_states(cond: &Cond, n: usize) -> boot_sdk::Result<&Tensor> {
-    match &cond.text {
-        Some(t) if t.embeddings.dim(0)? == n => Ok(&t.embeddings),
-        Some(t) => anyhow::bail!("sd: {} text embeddings for a batch of {n}", t.embeddings.dim(0)?),
-        None => anyhow::bail!("sd: the batch has no text conditioning"),
-    }
+    boot_kit::text_states(cond, n, "sd")
 }
 
-/// Signal prediction of `unet` for `x_t` at schedule `timesteps` given text states, with `extra` added to the
-/// time embedding (a student's new embeddings).
-pub fn predict_x0(unet: &UNet2DConditionModel, discrete: &DiscreteDenoiser, x_t: &Tensor, timesteps: &[f64], context: &Tensor, extra: Option<&Tensor>) -> boot_sdk::Result<Tensor> {
-    let t = discrete.timestep_input(timesteps, boot_models::embedding_dtype(x_t.dtype()), x_t.device())?;
-    let out = unet.forward(x_t, &t, &context.to_dtype(x_t.dtype())?, None, None, extra)?;
-    discrete.to_x0(x_t, &out, timesteps)
-}
+pub use boot_kit::text_unet::predict_x0;
 
 impl Teacher for SdTeacher {
     fn sample_shape(&self) -> [usize; 3] {
