@@ -79,6 +79,12 @@ impl RunSection {
 }
 
 /// `[train]`: Algorithm 1, optimiser, EMA and output cadence.
+///
+/// `micro_batch` (gradient accumulation): unset, a step runs its `batch_size` samples at once; set to `N`
+/// (`1 <= N <= batch_size`), it runs them as `ceil(batch_size / N)` micro-batches of at most `N` samples, each
+/// loss scaled by its share of the batch, their gradients summed, then one AdamW update (clipped as a whole),
+/// one EMA update and one metrics row with the full batch's loss. Every sample keeps the noise, time,
+/// condition and `w` of its index in the full batch, so the step equals the unaccumulated one (up to rounding).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
@@ -86,6 +92,9 @@ pub struct TrainSection {
     pub steps: u64,
     /// Samples per step.
     pub batch_size: usize,
+    /// Gradient accumulation: compute a step in micro-batches of at most this many samples (`None`: the
+    /// whole batch at once). Must lie in `1..=batch_size`.
+    pub micro_batch: Option<usize>,
     /// Step size `delta`.
     pub delta: f64,
     /// Smallest target time.
@@ -134,6 +143,7 @@ impl Default for TrainSection {
         Self {
             steps: 1000,
             batch_size: 64,
+            micro_batch: None,
             delta: 0.04,
             t_min: 0.0,
             t_max: 0.99,

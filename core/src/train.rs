@@ -5,10 +5,18 @@
 //! count `skipped_nonfinite`, and no checkpoint is written after it); `train.max_nonfinite_in_a_row` such
 //! steps in a row stop the run, keeping the checkpoints written before. Skipping does not shift later
 //! draws: every step's noise, times, labels and `w` are functions of (seed, stream, step, index).
+//!
+//! With `train.micro_batch = N` a step's batch is run as micro-batches of at most `N` samples (gradient
+//! accumulation): each keeps its samples' indices in the full batch (so their draws), its loss is scaled by
+//! its share of the batch, and the summed gradient is the full-batch mean loss's; then one AdamW update (the
+//! clipping on the summed gradient), one EMA update and one metrics row, as without micro-batches. A step
+//! whose summed loss is not finite is skipped as a whole.
 
 use std::path::Path;
 use std::time::Instant;
 
+use boot_sdk::candle::backprop::GradStore;
+use boot_sdk::candle::{DType, Var};
 use boot_sdk::rng::{normal, sample_seeds, uniform, Stream};
 use boot_sdk::serde_json::json;
 
@@ -20,7 +28,7 @@ use crate::ema::Ema;
 use crate::generate::{generate, sample_inputs};
 use crate::grid::save_grid;
 use crate::metrics_log::MetricsLog;
-use crate::optim::{AdamW, AdamWConfig};
+use crate::optim::{sorted_vars, AdamW, AdamWConfig};
 use crate::progress::Progress;
 use crate::samplers::SamplerKind;
 
@@ -86,6 +94,11 @@ fn check(cfg: &RunConfig) -> boot_sdk::Result<()> {
     }
     if t.batch_size == 0 {
         return bad("batch_size", "must be positive");
+    }
+    if let Some(m) = t.micro_batch {
+        if m == 0 || m > t.batch_size {
+            return bad("micro_batch", &format!("must lie in 1..=train.batch_size ({}), got {m}; leave it unset to run the whole batch at once", t.batch_size));
+        }
     }
     if !(0.0..1.0).contains(&t.ema_decay) {
         return bad("ema_decay", "must lie in [0, 1)");
@@ -162,21 +175,14 @@ pub fn train(cfg: &RunConfig, c: &Components, how: Start) -> boot_sdk::Result<Tr
         schedule: c.schedule.as_ref(),
     };
     let progress = Progress::new(t.progress, t.progress_every, start, t.steps);
-    let shape = c.sample_shape();
     let seed = cfg.run.seed;
+    let vars = sorted_vars(&c.student.vars);
     let began = Instant::now();
     let mut losses = Vec::new();
     let mut in_a_row = 0u64;
     for step in start..t.steps {
-        let b = t.batch_size;
-        let batch = BootBatch {
-            eps: normal(&sample_seeds(seed, Stream::Noise, step, 0, b), &shape, &c.device)?,
-            u: uniform(&sample_seeds(seed, Stream::Time, step, 0, b), 0.0, 1.0),
-            cond: c.teacher.sample_cond(&sample_seeds(seed, Stream::Cond, step, 0, b))?,
-            w: c.guidance.sample_w(&sample_seeds(seed, Stream::Guidance, step, 0, b)),
-        };
-        let loss = boot_loss(&opts, &parts, &batch, step)?;
-        let total = loss.total.to_dtype(boot_sdk::candle::DType::F32)?.to_scalar::<f32>()?;
+        let loss = step_loss(&opts, &parts, c, seed, t.batch_size, t.micro_batch, &vars, step)?;
+        let total = loss.total;
         losses.push(total);
         let done = step + 1;
         if !total.is_finite() {
@@ -200,7 +206,7 @@ pub fn train(cfg: &RunConfig, c: &Components, how: Start) -> boot_sdk::Result<Tr
             continue;
         }
         in_a_row = 0;
-        let grads = loss.total.backward()?;
+        let grads = loss.grads.ok_or_else(|| anyhow::anyhow!("step {done}: a finite loss without gradients"))?;
         let grad_norm = optim.step(&grads)?;
         ema.update()?;
         if t.log_every > 0 && (done % t.log_every == 0 || done == t.steps) {
@@ -220,6 +226,94 @@ pub fn train(cfg: &RunConfig, c: &Components, how: Start) -> boot_sdk::Result<Tr
     }
     progress.finish();
     Ok(TrainSummary { start_step: start, steps: t.steps, losses })
+}
+
+/// One step's loss values and, when its loss is finite, the gradient of the full batch's mean loss.
+struct StepLoss {
+    /// `L_BS + beta L_BC` of the full batch.
+    total: f32,
+    /// The bootstrapping loss of the full batch.
+    bootstrap: f32,
+    /// The boundary loss of the full batch, on steps that compute it.
+    boundary: Option<f32>,
+    /// Mean target time of the full batch.
+    t_mean: f64,
+    /// Gradients of `total` (`None` when it is not finite: the step is skipped).
+    grads: Option<GradStore>,
+}
+
+/// The inputs of samples `first..first + n` of step `step`'s batch: each sample's draws depend on its index
+/// in the full batch alone.
+fn draw_batch(c: &Components, seed: u64, step: u64, first: usize, n: usize) -> boot_sdk::Result<BootBatch> {
+    let (first, shape) = (first as u64, c.sample_shape());
+    Ok(BootBatch {
+        eps: normal(&sample_seeds(seed, Stream::Noise, step, first, n), &shape, &c.device)?,
+        u: uniform(&sample_seeds(seed, Stream::Time, step, first, n), 0.0, 1.0),
+        cond: c.teacher.sample_cond(&sample_seeds(seed, Stream::Cond, step, first, n))?,
+        w: c.guidance.sample_w(&sample_seeds(seed, Stream::Guidance, step, first, n)),
+    })
+}
+
+fn scalar(t: &boot_sdk::candle::Tensor) -> boot_sdk::Result<f32> {
+    Ok(t.to_dtype(DType::F32)?.to_scalar::<f32>()?)
+}
+
+/// The loss of step `step` over a batch of `batch` samples and, when finite, its gradient; with `micro_batch`
+/// below `batch`, computed in micro-batches whose share-scaled gradients are summed (only the gradients of
+/// `vars` are kept between micro-batches).
+#[allow(clippy::too_many_arguments)]
+fn step_loss(
+    opts: &BootOptions,
+    parts: &BootParts,
+    c: &Components,
+    seed: u64,
+    batch: usize,
+    micro_batch: Option<usize>,
+    vars: &[(String, Var)],
+    step: u64,
+) -> boot_sdk::Result<StepLoss> {
+    let micro = micro_batch.unwrap_or(batch).clamp(1, batch.max(1));
+    if micro >= batch {
+        let loss = boot_loss(opts, parts, &draw_batch(c, seed, step, 0, batch)?, step)?;
+        let total = scalar(&loss.total)?;
+        let grads = if total.is_finite() { Some(loss.total.backward()?) } else { None };
+        return Ok(StepLoss { total, bootstrap: loss.bootstrap, boundary: loss.boundary, t_mean: loss.t_mean, grads });
+    }
+    let (mut total, mut bootstrap, mut boundary, mut t_mean) = (0f64, 0f64, None::<f64>, 0f64);
+    let mut acc = Some(GradStore::default());
+    let mut first = 0;
+    while first < batch {
+        let n = micro.min(batch - first);
+        let share = n as f64 / batch as f64;
+        let loss = boot_loss(opts, parts, &draw_batch(c, seed, step, first, n)?, step)?;
+        let part = (loss.total * share)?;
+        total += scalar(&part)? as f64;
+        bootstrap += loss.bootstrap as f64 * share;
+        if let Some(bc) = loss.boundary {
+            boundary = Some(boundary.unwrap_or(0.0) + bc as f64 * share);
+        }
+        t_mean += loss.t_mean * share;
+        // Once the sum is not finite the step is skipped: the rest is only evaluated for the logged value.
+        if !total.is_finite() {
+            acc = None;
+        }
+        if let Some(acc) = acc.as_mut() {
+            let mut grads = part.backward()?;
+            for (_, var) in vars {
+                if let Some(g) = grads.remove(var.as_tensor()) {
+                    let sum = match acc.remove(var.as_tensor()) {
+                        Some(prev) => (prev + g)?,
+                        None => g,
+                    };
+                    acc.insert(var.as_tensor(), sum);
+                }
+            }
+        }
+        first += n;
+    }
+    let total = total as f32;
+    let grads = if total.is_finite() { acc } else { None };
+    Ok(StepLoss { total, bootstrap: bootstrap as f32, boundary: boundary.map(|b| b as f32), t_mean, grads })
 }
 
 /// Writes `grids/step-N.png`: EMA-student samples on the fixed evaluation inputs, decoded to pixels by the

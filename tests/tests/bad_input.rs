@@ -44,6 +44,16 @@ fn wrong_type() {
 }
 
 #[test]
+fn micro_batch_out_of_range() {
+    for bad in ["0", "33"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = small_config(dir.path(), 5, "");
+        std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("batch_size = 32", &format!("batch_size = 32\nmicro_batch = {bad}"))).unwrap();
+        expect_refusal(dir.path(), &cfg, &[], &["run.toml", "train.micro_batch"]);
+    }
+}
+
+#[test]
 fn missing_plugin_file() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = small_config(dir.path(), 5, "");

@@ -1,5 +1,5 @@
 //! boot-host end to end on the analytic teacher: distillation beats DDIM-1, components swap from the config
-//! alone, and a resumed run continues with the losses of a straight one.
+//! alone, a resumed run continues with the losses of a straight one, and micro-batches give the whole batch's step.
 
 mod common;
 
@@ -81,4 +81,46 @@ fn resume_gives_the_losses_of_a_straight_run() {
         assert_eq!(s1, s2);
         assert!((a - b).abs() <= 1e-6 * a.abs().max(1e-12), "step {s1}: straight loss {a}, resumed {b}");
     }
+}
+
+/// Gradient accumulation: the analytic student trained 3 steps on batches of 8 in micro-batches of 3 (an
+/// uneven split) logs the losses of, and ends with the weights of, the run with the whole batch at once.
+#[test]
+fn micro_batches_give_the_step_of_the_whole_batch() {
+    let no_eval = ("BOOT__EVAL__AFTER_TRAINING", "false");
+    let mut runs = Vec::new();
+    for micro in [8, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = small_config(dir.path(), 3, "");
+        let text = std::fs::read_to_string(&cfg).unwrap().replace("batch_size = 32", &format!("batch_size = 8\nmicro_batch = {micro}"));
+        std::fs::write(&cfg, text).unwrap();
+        // The boundary loss at steps 1 and 3.
+        let out = run(&["--config", &cfg], &[no_eval, ("BOOT__TRAIN__BOUNDARY_EVERY", "2")], dir.path());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let losses = logged_losses(&dir.path().join("out"));
+        let ck = dir.path().join("out/checkpoints/step-00000003.safetensors");
+        let tensors = boot_sdk::candle::safetensors::load(&ck, &boot_sdk::candle::Device::Cpu).unwrap();
+        runs.push((losses, tensors, dir));
+    }
+    let ((want, whole, _), (got, split, _)) = (&runs[0], &runs[1]);
+    assert_eq!(want.len(), 3, "one metrics row per step");
+    assert_eq!(got.len(), 3, "one metrics row per step, however many micro-batches");
+    for ((s1, a), (s2, b)) in want.iter().zip(got) {
+        assert_eq!(s1, s2);
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "step {s1}: whole batch {a}, micro-batches {b}");
+    }
+    let mut compared = 0;
+    for (name, w) in whole {
+        if !(name.starts_with("student.") || name.starts_with("ema.")) {
+            continue;
+        }
+        let s = &split[name];
+        let w32 = w.to_dtype(boot_sdk::candle::DType::F32).unwrap();
+        let s32 = s.to_dtype(boot_sdk::candle::DType::F32).unwrap();
+        let scale = w32.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+        let diff = (&w32 - &s32).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff <= 1e-5 * scale, "{name}: max abs diff {diff} (scale {scale})");
+        compared += 1;
+    }
+    assert!(compared > 0, "no student weights in the checkpoint");
 }
