@@ -52,6 +52,16 @@ impl Prompts {
         Ok(Self { path: path.to_path_buf(), lines })
     }
 
+    /// The prompts file `teacher.prompts` (`path`, relative to the config's folder `base_dir`); a missing file
+    /// names the key.
+    pub fn from_config(base_dir: &Path, path: &Path) -> boot_sdk::Result<Self> {
+        let full = base_dir.join(path);
+        if !full.is_file() {
+            return Err(InputError::config("teacher.prompts", format!("{} is not a file", full.display())).into());
+        }
+        Self::read(&full)
+    }
+
     /// The prompt index of each sample seed (uniform over the file, so a sample's prompt does not depend on
     /// the batch it is in).
     pub fn draw(&self, seeds: &[u64]) -> Vec<usize> {

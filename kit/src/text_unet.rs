@@ -1,14 +1,19 @@
 //! A text-conditional diffusers `UNet2DConditionModel` on a beta schedule (Stable Diffusion, DeepFloyd IF
-//! stage I): its signal prediction given text states ([`predict_x0`]) and the BOOT student's [`Backbone`] over
+//! stage I): the teacher's side ([`TextUNetTeacher`]: loading, denoising, the prompt dataset), its signal
+//! prediction given text states ([`predict_x0`]) and the BOOT student's [`Backbone`] over
 //! it ([`TextUNetBackbone`]): the network at the fixed teacher timestep `s_max`, input the noise `eps`, the
 //! student's new embeddings added to the time embedding (alongside the text addition embedding of an IF UNet,
 //! which sees the same text states).
 
-use boot_models::diffusers::UNet2DConditionModel;
-use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::{Cond, Times};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 
-use crate::{text_states, Backbone, DiscreteDenoiser};
+use boot_models::diffusers::{UNet2DConditionConfig, UNet2DConditionModel};
+use boot_sdk::candle::{DType, Device, Tensor};
+use boot_sdk::{BetaSchedule, Cond, CondSpec, NoiseSchedule, StudentContext, TeacherContext, Times};
+
+use crate::{text_states, Backbone, DiscreteDenoiser, PromptDataset, TeacherInit, TeacherInitStudent};
 
 /// Signal prediction of `unet` for `x_t` at schedule `timesteps` given text states `context` (no attention
 /// mask reaches the UNet: neither `StableDiffusionPipeline` nor `IFPipeline` passes one), with `extra` added to
@@ -61,5 +66,97 @@ impl Backbone for TextUNetBackbone {
     fn predict(&self, eps: &Tensor, cond: &Cond, extra: &Tensor) -> boot_sdk::Result<Tensor> {
         let n = eps.dim(0)?;
         predict_x0(&self.unet, &self.discrete, eps, &vec![self.s_max; n], text_states(cond, n, self.kind)?, Some(extra))
+    }
+}
+
+/// The teacher side of a text-conditional UNet: the network loaded from a pipeline's `unet/` folder, its
+/// schedule and prediction target, and the prompt dataset it draws its conditioning from. A family's teacher
+/// wraps it (Stable Diffusion adds its VAE decoder) and its student is [`TextUNetTeacher::student`].
+pub struct TextUNetTeacher {
+    unet: UNet2DConditionModel,
+    discrete: DiscreteDenoiser,
+    weights: Arc<HashMap<String, Tensor>>,
+    dataset: PromptDataset,
+    text_spec: (usize, usize),
+    kind: &'static str,
+}
+
+impl std::fmt::Debug for TextUNetTeacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextUNetTeacher")
+            .field("kind", &self.kind)
+            .field("prediction", &self.discrete.prediction())
+            .field("prompts", &self.dataset)
+            .field("tensors", &self.weights.len())
+            .finish()
+    }
+}
+
+impl TextUNetTeacher {
+    /// Loads `unet_dir/diffusion_pytorch_model[.variant].safetensors` (or its shards) strictly into a UNet of
+    /// `config`; `text_spec` is `(length, dim)` of the text states, `kind` names the teacher in errors.
+    pub fn load(unet_dir: &Path, config: &UNet2DConditionConfig, variant: Option<&str>, discrete: DiscreteDenoiser, dataset: PromptDataset, text_spec: (usize, usize), kind: &'static str, ctx: &TeacherContext) -> boot_sdk::Result<Self> {
+        let file = crate::weights::weights_file(unet_dir, "diffusion_pytorch_model", variant).display().to_string();
+        let weights = crate::weights::load_component(unet_dir, "diffusion_pytorch_model", variant, |_| true, ctx.dtype, &ctx.device)?;
+        let unet = boot_models::load_strict(&file, weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNet2DConditionModel::new(vb, config)?))?;
+        Ok(Self { unet, discrete, weights: Arc::new(weights), dataset, text_spec, kind })
+    }
+
+    /// The UNet.
+    pub fn unet(&self) -> &UNet2DConditionModel {
+        &self.unet
+    }
+
+    /// Schedule, prediction target and timestep convention.
+    pub fn discrete(&self) -> &DiscreteDenoiser {
+        &self.discrete
+    }
+
+    /// The UNet's tensors by state-dict key, in the teacher's dtype and on its device.
+    pub fn weights(&self) -> &HashMap<String, Tensor> {
+        &self.weights
+    }
+
+    /// The context dataset (the prompts file, its embeddings once encoded).
+    pub fn dataset(&self) -> &PromptDataset {
+        &self.dataset
+    }
+
+    /// `[C, H, W]` of one sample (`sample_size` is checked when the pipeline is read).
+    pub fn sample_shape(&self) -> [usize; 3] {
+        let c = self.unet.config();
+        let size = c.sample_size.unwrap_or_default();
+        [c.in_channels, size, size]
+    }
+
+    /// Text conditioning of `(length, dim)`.
+    pub fn cond_spec(&self) -> CondSpec {
+        CondSpec { text: Some(self.text_spec), ..CondSpec::default() }
+    }
+
+    /// Signal prediction for `x_t` at `times` given the batch's text states.
+    pub fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
+        let n = x_t.dim(0)?;
+        if times.len() != n {
+            anyhow::bail!("{} teacher: {} times for a batch of {n}", self.kind, times.len());
+        }
+        let timesteps = self.discrete.timesteps_of_lambda(&times.lambda);
+        predict_x0(&self.unet, &self.discrete, x_t, &timesteps, text_states(cond, n, self.kind)?, None)
+    }
+
+    /// The training schedule.
+    pub fn native_schedule(&self) -> Arc<dyn NoiseSchedule> {
+        let schedule: Arc<BetaSchedule> = self.discrete.schedule().clone();
+        schedule
+    }
+
+    /// The BOOT student over a copy of this UNet (`kind` names it), its timestep input fixed at
+    /// `teacher_timestep` (default: the teacher's timestep of the run schedule's `lambda(t_max)`).
+    pub fn student(&self, ctx: &StudentContext, kind: &'static str, teacher_timestep: Option<f64>) -> boot_sdk::Result<TeacherInitStudent<TextUNetBackbone>> {
+        let discrete = self.discrete.clone();
+        let s_max = discrete.student_timestep(teacher_timestep, ctx)?;
+        let config = self.unet.config().clone();
+        let init = TeacherInit { kind, weights: &self.weights, is_buffer: |_| false, time_embedding: "boot_time_embedding", w_embedding: "boot_w_embedding" };
+        TeacherInitStudent::build(ctx, &init, |vb| Ok(TextUNetBackbone::new(UNet2DConditionModel::new(vb, &config)?, discrete, s_max, kind)))
     }
 }

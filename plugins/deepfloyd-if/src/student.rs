@@ -13,8 +13,7 @@
 //! zero-initialised embeddings of the target time and `w` (`boot_time_embedding`, `boot_w_embedding`) are added
 //! to the time embedding.
 
-use boot_kit::{teacher_of, TeacherInit, TeacherInitStudent, TextUNetBackbone};
-use boot_models::diffusers::UNet2DConditionModel;
+use boot_kit::{teacher_of, TeacherInitStudent, TextUNetBackbone};
 use boot_sdk::{Student, StudentConfig, StudentContext};
 use serde::Deserialize;
 
@@ -37,11 +36,7 @@ impl IfStudentConfig {
     /// Builds the student (also usable without the typetag registry).
     pub fn build_student(&self, ctx: &StudentContext) -> boot_sdk::Result<IfStudent> {
         let teacher: &IfTeacher = teacher_of(ctx, "if-student", "if")?;
-        let discrete = teacher.discrete().clone();
-        let s_max = discrete.student_timestep(self.teacher_timestep, ctx)?;
-        let config = teacher.unet().config().clone();
-        let init = TeacherInit { kind: "if-student", weights: teacher.weights(), is_buffer: |_| false, time_embedding: "boot_time_embedding", w_embedding: "boot_w_embedding" };
-        TeacherInitStudent::build(ctx, &init, |vb| Ok(TextUNetBackbone::new(UNet2DConditionModel::new(vb, &config)?, discrete, s_max, "if-student")))
+        teacher.student(ctx, "if-student", self.teacher_timestep)
     }
 }
 

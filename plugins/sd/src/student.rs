@@ -11,8 +11,7 @@
 //! teacher's timestep of `lambda(t_max)`, its input is the noise `eps`, and the zero-initialised embeddings of
 //! the target time and `w` (`boot_time_embedding`, `boot_w_embedding`) are added to the time embedding.
 
-use boot_kit::{teacher_of, TeacherInit, TeacherInitStudent, TextUNetBackbone};
-use boot_models::diffusers::UNet2DConditionModel;
+use boot_kit::{teacher_of, TeacherInitStudent, TextUNetBackbone};
 use boot_sdk::{Student, StudentConfig, StudentContext};
 use serde::Deserialize;
 
@@ -35,11 +34,7 @@ impl SdStudentConfig {
     /// Builds the student (also usable without the typetag registry).
     pub fn build_student(&self, ctx: &StudentContext) -> boot_sdk::Result<SdStudent> {
         let teacher: &SdTeacher = teacher_of(ctx, "sd-student", "sd")?;
-        let discrete = teacher.discrete().clone();
-        let s_max = discrete.student_timestep(self.teacher_timestep, ctx)?;
-        let config = teacher.unet().config().clone();
-        let init = TeacherInit { kind: "sd-student", weights: teacher.weights(), is_buffer: |_| false, time_embedding: "boot_time_embedding", w_embedding: "boot_w_embedding" };
-        TeacherInitStudent::build(ctx, &init, |vb| Ok(TextUNetBackbone::new(UNet2DConditionModel::new(vb, &config)?, discrete, s_max, "sd-student")))
+        teacher.student(ctx, "sd-student", self.teacher_timestep)
     }
 }
 
