@@ -10,7 +10,7 @@
 //! | [`prompts`] | [`PromptDataset`]: a prompts file ([`Prompts`]) as the context dataset, its text embeddings ([`PromptEmbeddings`]) computed once by a [`PromptEncoder`]; [`text_states`] of a batch |
 //! | [`pipeline_index`] | [`PipelineIndex`]: a diffusers pipeline's `model_index.json` checked for the components (and classes) a teacher loads |
 //! | [`weights`] | a component folder's weight files: one safetensors file or shards, with a variant |
-//! | [`text_unet`] | a text-conditional `UNet2DConditionModel` (SD, IF stage I): its signal prediction and the student's [`TextUNetBackbone`] over it |
+//! | [`text_unet`] | [`TextUNetTeacher`]: a text-conditional `UNet2DConditionModel` teacher (SD, IF stage I: loading, denoising, its prompt dataset, an optional latent decoder) and its student's [`TextUNetBackbone`] |
 //! | [`testing`] | a test kit: building a student as the host does, "a fresh student equals the teacher at `t_max`", parity errors |
 
 pub mod discrete;
@@ -29,4 +29,4 @@ pub use pipeline_index::PipelineIndex;
 pub use prompts::{text_states, PromptDataset, PromptEmbeddings, PromptEncoder, Prompts};
 pub use scheduler::SchedulerConfig;
 pub use teacher_init::{teacher_of, Backbone, TeacherInit, TeacherInitStudent};
-pub use text_unet::TextUNetBackbone;
+pub use text_unet::{LatentDecoder, TextUNetBackbone, TextUNetTeacher};

@@ -6,14 +6,14 @@
 //! which sees the same text states).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use boot_models::diffusers::{UNet2DConditionConfig, UNet2DConditionModel};
 use boot_sdk::candle::{DType, Device, Tensor};
-use boot_sdk::{BetaSchedule, Cond, CondSpec, NoiseSchedule, StudentContext, TeacherContext, Times};
+use boot_sdk::{BetaSchedule, Cond, CondSpec, InputError, NoiseSchedule, StudentContext, Teacher, TeacherContext, Times};
 
-use crate::{text_states, Backbone, DiscreteDenoiser, PromptDataset, TeacherInit, TeacherInitStudent};
+use crate::{teacher_of, text_states, Backbone, DiscreteDenoiser, PromptDataset, TeacherInit, TeacherInitStudent};
 
 /// Signal prediction of `unet` for `x_t` at schedule `timesteps` given text states `context` (no attention
 /// mask reaches the UNet: neither `StableDiffusionPipeline` nor `IFPipeline` passes one), with `extra` added to
@@ -69,15 +69,24 @@ impl Backbone for TextUNetBackbone {
     }
 }
 
-/// The teacher side of a text-conditional UNet: the network loaded from a pipeline's `unet/` folder, its
-/// schedule and prediction target, and the prompt dataset it draws its conditioning from. A family's teacher
-/// wraps it (Stable Diffusion adds its VAE decoder) and its student is [`TextUNetTeacher::student`].
+/// How a latent teacher turns its samples into pixels (Stable Diffusion's VAE decoder).
+pub trait LatentDecoder: Send + Sync {
+    /// Pixels `[B, C', H', W']` in `[-1, 1]` of samples `x0`.
+    fn decode(&self, x0: &Tensor) -> boot_sdk::Result<Tensor>;
+}
+
+/// A text-conditional UNet teacher: the network loaded from a pipeline's `unet/` folder, its schedule and
+/// prediction target, the prompt dataset it draws its conditioning from, and, for a latent model, its
+/// decoder. A family's plugin reads its pipeline folder and builds one (`kind = "sd"`, `"if"`); its student is
+/// [`TextUNetTeacher::student`].
 pub struct TextUNetTeacher {
     unet: UNet2DConditionModel,
     discrete: DiscreteDenoiser,
     weights: Arc<HashMap<String, Tensor>>,
     dataset: PromptDataset,
     text_spec: (usize, usize),
+    decoder: Option<Box<dyn LatentDecoder>>,
+    root: PathBuf,
     kind: &'static str,
 }
 
@@ -85,6 +94,7 @@ impl std::fmt::Debug for TextUNetTeacher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextUNetTeacher")
             .field("kind", &self.kind)
+            .field("path", &self.root)
             .field("prediction", &self.discrete.prediction())
             .field("prompts", &self.dataset)
             .field("tensors", &self.weights.len())
@@ -93,13 +103,21 @@ impl std::fmt::Debug for TextUNetTeacher {
 }
 
 impl TextUNetTeacher {
-    /// Loads `unet_dir/diffusion_pytorch_model[.variant].safetensors` (or its shards) strictly into a UNet of
-    /// `config`; `text_spec` is `(length, dim)` of the text states, `kind` names the teacher in errors.
-    pub fn load(unet_dir: &Path, config: &UNet2DConditionConfig, variant: Option<&str>, discrete: DiscreteDenoiser, dataset: PromptDataset, text_spec: (usize, usize), kind: &'static str, ctx: &TeacherContext) -> boot_sdk::Result<Self> {
-        let file = crate::weights::weights_file(unet_dir, "diffusion_pytorch_model", variant).display().to_string();
-        let weights = crate::weights::load_component(unet_dir, "diffusion_pytorch_model", variant, |_| true, ctx.dtype, &ctx.device)?;
+    /// Loads `root/unet/diffusion_pytorch_model[.variant].safetensors` (or its shards) strictly into a UNet of
+    /// `config`; `text_spec` is `(length, dim)` of the text states, `kind` the teacher's kind (errors, and
+    /// which student may use it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(root: &Path, config: &UNet2DConditionConfig, variant: Option<&str>, discrete: DiscreteDenoiser, dataset: PromptDataset, text_spec: (usize, usize), kind: &'static str, ctx: &TeacherContext) -> boot_sdk::Result<Self> {
+        let unet_dir = root.join("unet");
+        let file = crate::weights::weights_file(&unet_dir, "diffusion_pytorch_model", variant).display().to_string();
+        let weights = crate::weights::load_component(&unet_dir, "diffusion_pytorch_model", variant, |_| true, ctx.dtype, &ctx.device)?;
         let unet = boot_models::load_strict(&file, weights.clone(), ctx.dtype, &ctx.device, |vb| Ok(UNet2DConditionModel::new(vb, config)?))?;
-        Ok(Self { unet, discrete, weights: Arc::new(weights), dataset, text_spec, kind })
+        Ok(Self { unet, discrete, weights: Arc::new(weights), dataset, text_spec, decoder: None, root: root.to_path_buf(), kind })
+    }
+
+    /// The same teacher decoding its samples with `decoder` (a latent model).
+    pub fn with_decoder(self, decoder: Box<dyn LatentDecoder>) -> Self {
+        Self { decoder: Some(decoder), ..self }
     }
 
     /// The UNet.
@@ -122,20 +140,39 @@ impl TextUNetTeacher {
         &self.dataset
     }
 
-    /// `[C, H, W]` of one sample (`sample_size` is checked when the pipeline is read).
-    pub fn sample_shape(&self) -> [usize; 3] {
+    /// The BOOT student `kind` over a copy of this UNet, its timestep input fixed at `teacher_timestep`
+    /// (default: the teacher's timestep of the run schedule's `lambda(t_max)`); the run's teacher must be of
+    /// `teacher_kind`, else an error naming `student.kind`.
+    pub fn student(ctx: &StudentContext, kind: &'static str, teacher_kind: &str, teacher_timestep: Option<f64>) -> boot_sdk::Result<TeacherInitStudent<TextUNetBackbone>> {
+        let this: &TextUNetTeacher = teacher_of(ctx, kind, teacher_kind)?;
+        if this.kind != teacher_kind {
+            return Err(InputError::config("student.kind", format!("\"{kind}\" needs a \"{teacher_kind}\" teacher, not \"{}\"", this.kind)).into());
+        }
+        this.student_of(ctx, kind, teacher_timestep)
+    }
+
+    fn student_of(&self, ctx: &StudentContext, kind: &'static str, teacher_timestep: Option<f64>) -> boot_sdk::Result<TeacherInitStudent<TextUNetBackbone>> {
+        let discrete = self.discrete.clone();
+        let s_max = discrete.student_timestep(teacher_timestep, ctx)?;
+        let config = self.unet.config().clone();
+        let init = TeacherInit { kind, weights: &self.weights, is_buffer: |_| false, time_embedding: "boot_time_embedding", w_embedding: "boot_w_embedding" };
+        TeacherInitStudent::build(ctx, &init, |vb| Ok(TextUNetBackbone::new(UNet2DConditionModel::new(vb, &config)?, discrete, s_max, kind)))
+    }
+}
+
+impl Teacher for TextUNetTeacher {
+    fn sample_shape(&self) -> [usize; 3] {
+        // sample_size is checked when the pipeline is read.
         let c = self.unet.config();
         let size = c.sample_size.unwrap_or_default();
         [c.in_channels, size, size]
     }
 
-    /// Text conditioning of `(length, dim)`.
-    pub fn cond_spec(&self) -> CondSpec {
+    fn cond_spec(&self) -> CondSpec {
         CondSpec { text: Some(self.text_spec), ..CondSpec::default() }
     }
 
-    /// Signal prediction for `x_t` at `times` given the batch's text states.
-    pub fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
+    fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
         let n = x_t.dim(0)?;
         if times.len() != n {
             anyhow::bail!("{} teacher: {} times for a batch of {n}", self.kind, times.len());
@@ -144,19 +181,31 @@ impl TextUNetTeacher {
         predict_x0(&self.unet, &self.discrete, x_t, &timesteps, text_states(cond, n, self.kind)?, None)
     }
 
-    /// The training schedule.
-    pub fn native_schedule(&self) -> Arc<dyn NoiseSchedule> {
-        let schedule: Arc<BetaSchedule> = self.discrete.schedule().clone();
-        schedule
+    fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
+        self.dataset.sample_cond(seeds)
     }
 
-    /// The BOOT student over a copy of this UNet (`kind` names it), its timestep input fixed at
-    /// `teacher_timestep` (default: the teacher's timestep of the run schedule's `lambda(t_max)`).
-    pub fn student(&self, ctx: &StudentContext, kind: &'static str, teacher_timestep: Option<f64>) -> boot_sdk::Result<TeacherInitStudent<TextUNetBackbone>> {
-        let discrete = self.discrete.clone();
-        let s_max = discrete.student_timestep(teacher_timestep, ctx)?;
-        let config = self.unet.config().clone();
-        let init = TeacherInit { kind, weights: &self.weights, is_buffer: |_| false, time_embedding: "boot_time_embedding", w_embedding: "boot_w_embedding" };
-        TeacherInitStudent::build(ctx, &init, |vb| Ok(TextUNetBackbone::new(UNet2DConditionModel::new(vb, &config)?, discrete, s_max, kind)))
+    fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {
+        self.dataset.null_cond(cond)
+    }
+
+    fn prompt_cond(&self, prompts: &[String]) -> boot_sdk::Result<Cond> {
+        self.dataset.prompt_cond(prompts)
+    }
+
+    fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {
+        let schedule: Arc<BetaSchedule> = self.discrete.schedule().clone();
+        Some(schedule)
+    }
+
+    fn decode(&self, x0: &Tensor) -> boot_sdk::Result<Tensor> {
+        match &self.decoder {
+            Some(d) => d.decode(x0),
+            None => Ok(x0.clone()),
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

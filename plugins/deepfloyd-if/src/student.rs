@@ -13,11 +13,10 @@
 //! zero-initialised embeddings of the target time and `w` (`boot_time_embedding`, `boot_w_embedding`) are added
 //! to the time embedding.
 
-use boot_kit::{teacher_of, TeacherInitStudent, TextUNetBackbone};
+use boot_kit::text_unet::TextUNetTeacher;
+use boot_kit::{TeacherInitStudent, TextUNetBackbone};
 use boot_sdk::{Student, StudentConfig, StudentContext};
 use serde::Deserialize;
-
-use crate::teacher::IfTeacher;
 
 /// `[student] kind = "if-student"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -35,8 +34,7 @@ pub type IfStudent = TeacherInitStudent<TextUNetBackbone>;
 impl IfStudentConfig {
     /// Builds the student (also usable without the typetag registry).
     pub fn build_student(&self, ctx: &StudentContext) -> boot_sdk::Result<IfStudent> {
-        let teacher: &IfTeacher = teacher_of(ctx, "if-student", "if")?;
-        teacher.student(ctx, "if-student", self.teacher_timestep)
+        TextUNetTeacher::student(ctx, "if-student", "if", self.teacher_timestep)
     }
 }
 

@@ -23,8 +23,7 @@ use std::sync::Arc;
 
 use boot_kit::text_unet::TextUNetTeacher;
 use boot_kit::{PromptDataset, Prompts};
-use boot_sdk::candle::Tensor;
-use boot_sdk::{Cond, CondSpec, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
+use boot_sdk::{Teacher, TeacherConfig, TeacherContext};
 use serde::Deserialize;
 
 use crate::pipeline::IfPipeline;
@@ -51,8 +50,7 @@ impl IfTeacherConfig {
         let text = T5TextEncoder::new(&pipe.component("tokenizer"), pipe.component("text_encoder"), pipe.text_encoder.clone(), self.variant.clone(), ctx.dtype, ctx.device.clone())?;
         let text_spec = (text.max_length(), text.hidden_size());
         let dataset = PromptDataset::new(prompts, Box::new(text));
-        let unet = TextUNetTeacher::load(&pipe.component("unet"), &pipe.unet, self.variant.as_deref(), pipe.discrete.clone(), dataset, text_spec, "if", ctx)?;
-        Ok(IfTeacher { unet, pipe })
+        TextUNetTeacher::load(&pipe.root, &pipe.unet, self.variant.as_deref(), pipe.discrete.clone(), dataset, text_spec, "if", ctx)
     }
 }
 
@@ -65,56 +63,5 @@ boot_sdk::register! {
     }
 }
 
-/// An IF stage I UNet seen through the signal-prediction contract, with its prompts.
-pub struct IfTeacher {
-    pipe: IfPipeline,
-    unet: TextUNetTeacher,
-}
-
-impl std::fmt::Debug for IfTeacher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IfTeacher").field("path", &self.pipe.root).field("unet", &self.unet).finish()
-    }
-}
-
-impl std::ops::Deref for IfTeacher {
-    type Target = TextUNetTeacher;
-    /// The text-conditional UNet (network, schedule, weights, prompt dataset).
-    fn deref(&self) -> &TextUNetTeacher {
-        &self.unet
-    }
-}
-
-impl Teacher for IfTeacher {
-    fn sample_shape(&self) -> [usize; 3] {
-        self.unet.sample_shape()
-    }
-
-    fn cond_spec(&self) -> CondSpec {
-        self.unet.cond_spec()
-    }
-
-    fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
-        self.unet.denoise(x_t, times, cond)
-    }
-
-    fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
-        self.unet.dataset().sample_cond(seeds)
-    }
-
-    fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {
-        self.unet.dataset().null_cond(cond)
-    }
-
-    fn prompt_cond(&self, prompts: &[String]) -> boot_sdk::Result<Cond> {
-        self.unet.dataset().prompt_cond(prompts)
-    }
-
-    fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {
-        Some(self.unet.native_schedule())
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
+/// The IF stage I teacher: the kit's text-conditional UNet teacher (pixels: no decoder).
+pub type IfTeacher = TextUNetTeacher;

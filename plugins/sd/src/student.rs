@@ -11,11 +11,10 @@
 //! teacher's timestep of `lambda(t_max)`, its input is the noise `eps`, and the zero-initialised embeddings of
 //! the target time and `w` (`boot_time_embedding`, `boot_w_embedding`) are added to the time embedding.
 
-use boot_kit::{teacher_of, TeacherInitStudent, TextUNetBackbone};
+use boot_kit::text_unet::TextUNetTeacher;
+use boot_kit::{TeacherInitStudent, TextUNetBackbone};
 use boot_sdk::{Student, StudentConfig, StudentContext};
 use serde::Deserialize;
-
-use crate::teacher::SdTeacher;
 
 /// `[student] kind = "sd-student"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -33,8 +32,7 @@ pub type SdStudent = TeacherInitStudent<SdBackbone>;
 impl SdStudentConfig {
     /// Builds the student (also usable without the typetag registry).
     pub fn build_student(&self, ctx: &StudentContext) -> boot_sdk::Result<SdStudent> {
-        let teacher: &SdTeacher = teacher_of(ctx, "sd-student", "sd")?;
-        teacher.student(ctx, "sd-student", self.teacher_timestep)
+        TextUNetTeacher::student(ctx, "sd-student", "sd", self.teacher_timestep)
     }
 }
 

@@ -18,11 +18,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use boot_kit::text_unet::TextUNetTeacher;
+use boot_kit::text_unet::{LatentDecoder, TextUNetTeacher};
 use boot_kit::{PromptDataset, Prompts};
 use boot_models::diffusers::AutoencoderKLDecoder;
 use boot_sdk::candle::{DType, Tensor};
-use boot_sdk::{Cond, CondSpec, NoiseSchedule, Teacher, TeacherConfig, TeacherContext, Times};
+use boot_sdk::{Teacher, TeacherConfig, TeacherContext};
 use serde::Deserialize;
 
 use crate::pipeline::SdPipeline;
@@ -57,8 +57,8 @@ impl SdTeacherConfig {
         let text = TextEncoder::new(&pipe.component("tokenizer"), pipe.component("text_encoder"), pipe.text_encoder.clone(), self.variant.clone(), ctx.dtype, ctx.device.clone())?;
         let text_spec = (text.max_length(), text.hidden_size());
         let dataset = PromptDataset::new(prompts, Box::new(text));
-        let unet = TextUNetTeacher::load(&pipe.component("unet"), &pipe.unet, variant, pipe.discrete.clone(), dataset, text_spec, "sd", ctx)?;
-        Ok(SdTeacher { unet, vae, pipe })
+        let teacher = TextUNetTeacher::load(&pipe.root, &pipe.unet, variant, pipe.discrete.clone(), dataset, text_spec, "sd", ctx)?;
+        Ok(teacher.with_decoder(Box::new(VaeDecoder { vae, dtype: ctx.dtype })))
     }
 }
 
@@ -71,73 +71,23 @@ boot_sdk::register! {
     }
 }
 
-/// A Stable Diffusion UNet seen through the signal-prediction contract, with its prompts and VAE.
-pub struct SdTeacher {
-    pipe: SdPipeline,
-    unet: TextUNetTeacher,
+/// The Stable Diffusion teacher: the kit's text-conditional UNet teacher with the VAE decoder.
+pub type SdTeacher = TextUNetTeacher;
+
+/// The pipeline's VAE decoder: latents to pixels, as `StableDiffusionPipeline` decodes them.
+struct VaeDecoder {
     vae: AutoencoderKLDecoder,
+    dtype: DType,
 }
 
-impl std::fmt::Debug for SdTeacher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SdTeacher").field("path", &self.pipe.root).field("unet", &self.unet).finish()
-    }
-}
-
-impl std::ops::Deref for SdTeacher {
-    type Target = TextUNetTeacher;
-    /// The text-conditional UNet (network, schedule, weights, prompt dataset).
-    fn deref(&self) -> &TextUNetTeacher {
-        &self.unet
-    }
-}
-
-impl Teacher for SdTeacher {
-    fn sample_shape(&self) -> [usize; 3] {
-        self.unet.sample_shape()
-    }
-
-    fn cond_spec(&self) -> CondSpec {
-        self.unet.cond_spec()
-    }
-
-    fn denoise(&self, x_t: &Tensor, times: &Times, cond: &Cond) -> boot_sdk::Result<Tensor> {
-        self.unet.denoise(x_t, times, cond)
-    }
-
-    fn sample_cond(&self, seeds: &[u64]) -> boot_sdk::Result<Cond> {
-        self.unet.dataset().sample_cond(seeds)
-    }
-
-    fn null_cond(&self, cond: &Cond) -> boot_sdk::Result<Cond> {
-        self.unet.dataset().null_cond(cond)
-    }
-
-    fn prompt_cond(&self, prompts: &[String]) -> boot_sdk::Result<Cond> {
-        self.unet.dataset().prompt_cond(prompts)
-    }
-
-    fn native_schedule(&self) -> Option<Arc<dyn NoiseSchedule>> {
-        Some(self.unet.native_schedule())
-    }
-
+impl LatentDecoder for VaeDecoder {
     fn decode(&self, x0: &Tensor) -> boot_sdk::Result<Tensor> {
         let n = x0.dim(0)?;
         let mut out = Vec::with_capacity(n.div_ceil(DECODE_BATCH));
         for start in (0..n).step_by(DECODE_BATCH) {
-            let z = x0.narrow(0, start, DECODE_BATCH.min(n - start))?.to_dtype(self.unet_dtype())?;
+            let z = x0.narrow(0, start, DECODE_BATCH.min(n - start))?.to_dtype(self.dtype)?;
             out.push(self.vae.decode_latents(&z)?.to_dtype(DType::F32)?);
         }
         Ok(Tensor::cat(&out, 0)?)
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
-impl SdTeacher {
-    fn unet_dtype(&self) -> DType {
-        self.unet.weights().values().next().map(|t| t.dtype()).unwrap_or(DType::F32)
     }
 }
